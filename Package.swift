@@ -1,0 +1,95 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "notice-service",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "notice-service", targets: ["notice-service"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    ],
+    targets: [
+        // C: rabbitmq-c from Debian's librabbitmq-dev. Only `RabbitMQ` imports it.
+        .systemLibrary(
+            name: "CRabbitMQ",
+            pkgConfig: "librabbitmq",
+            providers: [.apt(["librabbitmq-dev"])]
+        ),
+        // Swift facade over rabbitmq-c: one thread owns each connection.
+        .target(
+            name: "RabbitMQ",
+            dependencies: [
+                "CRabbitMQ",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // STOMP 1.0–1.2 frames, decoder, encoder: pure, no I/O.
+        .target(name: "STOMP", swiftSettings: swiftSettings),
+        // Notice records, validation, ids, the store protocol, the delivery hub, the STOMP session.
+        .target(
+            name: "NoticeCore",
+            dependencies: [
+                "STOMP",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Durable stores behind `NoticeStore`.
+        .target(
+            name: "NoticeStore",
+            dependencies: [
+                "NoticeCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Wiring: ingest pipeline, HTTP routes, configuration, buildApplication.
+        .target(
+            name: "NoticeServer",
+            dependencies: [
+                "RabbitMQ", "STOMP", "NoticeCore", "NoticeStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "notice-service",
+            dependencies: [
+                "NoticeServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "STOMPTests", dependencies: ["STOMP"], swiftSettings: swiftSettings),
+        .testTarget(name: "NoticeCoreTests", dependencies: ["NoticeCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "NoticeStoreTests", dependencies: ["NoticeStore", "NoticeCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "NoticeServerTests",
+            dependencies: [
+                "NoticeServer", "RabbitMQ", "STOMP", "NoticeCore",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

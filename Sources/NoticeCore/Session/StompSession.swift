@@ -1,0 +1,293 @@
+public import STOMP
+
+/// The server side of one STOMP connection as a value-type state machine (SPEC §4).
+///
+/// It never does I/O: the connection that drives it feeds it frames, authentication
+/// results and notices, and carries out the ``Action``s it returns, in order.
+public struct StompSession: Sendable {
+    /// Per-connection limits and what the server offers.
+    public struct Configuration: Sendable, Hashable {
+        /// Heart-beat the server offers both ways, in ms (`NOTICE_HEARTBEAT_MS`).
+        public var heartBeatMillis: Int
+        public var maxSubscriptions: Int
+        /// The `server` header of CONNECTED.
+        public var serverName: String
+
+        public init(heartBeatMillis: Int = 10_000, maxSubscriptions: Int = 32, serverName: String = "notice-service/1.0") {
+            self.heartBeatMillis = heartBeatMillis
+            self.maxSubscriptions = maxSubscriptions
+            self.serverName = serverName
+        }
+    }
+
+    /// What the driver must do next.
+    public enum Action: Sendable, Hashable {
+        /// Write this frame.
+        case send(StompFrame)
+        /// Check this token (nil: none was given) and call ``authenticated(_:)`` or
+        /// ``authenticationFailed()``.
+        case authenticate(token: String?)
+        /// Mark the user's notice read (`SEND /app/notices/read`).
+        case markRead(noticeId: Int64)
+        /// Close the connection (after writing what came before).
+        case close
+    }
+
+    /// Where a connection is in its life.
+    public enum State: Sendable, Hashable {
+        case awaitingConnect
+        case authenticating
+        case connected
+        case closed
+    }
+
+    /// How a subscription's messages count as delivered.
+    public enum AckMode: String, Sendable, Hashable {
+        case auto
+        case client
+        case clientIndividual = "client-individual"
+    }
+
+    /// Which notices a subscription receives.
+    public enum Feed: Sendable, Hashable {
+        /// The user's own notices and broadcasts (`/notice/<uid>/remind` and aliases).
+        case remind
+        /// Broadcasts only (`/topic/notice`).
+        case broadcast
+    }
+
+    /// One SUBSCRIBE.
+    public struct Subscription: Sendable, Hashable {
+        public var id: String
+        public var destination: String
+        public var feed: Feed
+        public var ackMode: AckMode
+        /// `x-replay: none` was given.
+        public var replay: Bool
+    }
+
+    public let configuration: Configuration
+    public let sessionId: String
+    public private(set) var state: State = .awaitingConnect
+    /// The version agreed at CONNECT (1.2 until then, for ERROR frames).
+    public private(set) var version: StompVersion = .v1_2
+    /// Heart-beat intervals agreed at CONNECT.
+    public private(set) var heartBeat = HeartBeat.Agreement(serverSends: 0, clientSends: 0)
+    public private(set) var principal: Principal?
+    public private(set) var subscriptions: [Subscription] = []
+
+    private let handshakeToken: String?
+    private var connectReceipt: String?
+    private var messageCounter: UInt64 = 0
+
+    /// - Parameter handshakeToken: the `access_token` query parameter of the handshake URL.
+    public init(sessionId: String, handshakeToken: String?, configuration: Configuration) {
+        self.sessionId = sessionId
+        self.handshakeToken = handshakeToken
+        self.configuration = configuration
+    }
+
+    // MARK: Inputs
+
+    /// A frame from the client.
+    public mutating func receive(_ frame: StompFrame) -> [Action] {
+        switch state {
+        case .closed:
+            return []
+        case .authenticating:
+            return fail("unexpected frame", detail: "\(frame.command.rawValue) sent before CONNECTED", frame: frame)
+        case .awaitingConnect:
+            guard frame.command == .connect || frame.command == .stomp else {
+                return fail("not connected", detail: "the first frame must be CONNECT or STOMP", frame: frame)
+            }
+            return connect(frame)
+        case .connected:
+            return connected(frame)
+        }
+    }
+
+    /// The token was valid and the user may open another session.
+    public mutating func authenticated(_ principal: Principal) -> [Action] {
+        guard state == .authenticating else { return [] }
+        self.principal = principal
+        state = .connected
+        let frame = StompFrame(
+            .connected,
+            headers: [
+                "version": version.rawValue,
+                "heart-beat": "\(heartBeat.serverSends),\(heartBeat.clientSends)",
+                "server": configuration.serverName,
+                "session": sessionId,
+                "user-name": principal.userId,
+            ]
+        )
+        return [.send(frame)]
+    }
+
+    /// The token was missing, invalid or expired.
+    public mutating func authenticationFailed(message: String = "unauthorized") -> [Action] {
+        fail(message, detail: "the access token was not accepted")
+    }
+
+    /// A protocol or limit violation found outside a frame (decoder error, heart-beat
+    /// timeout, CONNECT deadline, slow reader, session cap, shutdown): ERROR, then close.
+    public mutating func fail(_ message: String, detail: String, frame: StompFrame? = nil) -> [Action] {
+        guard state != .closed else { return [] }
+        state = .closed
+        var headers: StompHeaders = ["message": message, "content-type": "text/plain"]
+        if let receipt = frame?.headers["receipt"] { headers.add("receipt-id", receipt) }
+        let error = StompFrame(.error, headers: headers, body: Array(detail.utf8)).withContentLength()
+        return [.send(error), .close]
+    }
+
+    /// MESSAGE frames for a notice, one per subscription that takes it.
+    public mutating func messages(for notice: PushNotice) -> [StompFrame] {
+        guard state == .connected, let principal else { return [] }
+        var frames: [StompFrame] = []
+        for subscription in subscriptions {
+            switch subscription.feed {
+            case .remind:
+                guard notice.isBroadcast || notice.key.recipient == principal.userId else { continue }
+            case .broadcast:
+                guard notice.isBroadcast else { continue }
+            }
+            messageCounter += 1
+            let messageId = "\(notice.key.noticeId)-\(sessionId)-\(messageCounter)"
+            var headers: StompHeaders = [
+                "destination": subscription.destination,
+                "subscription": subscription.id,
+                "message-id": messageId,
+                "notice-id": String(notice.key.noticeId),
+                "content-type": "application/json;charset=UTF-8",
+            ]
+            if subscription.ackMode != .auto, version == .v1_2 { headers.add("ack", messageId) }
+            frames.append(StompFrame(.message, headers: headers, body: Array(notice.payload.utf8)).withContentLength())
+        }
+        return frames
+    }
+
+    // MARK: Frames
+
+    private mutating func connect(_ frame: StompFrame) -> [Action] {
+        guard let version = StompVersion.negotiate(acceptVersion: frame.headers["accept-version"]) else {
+            var headers: StompHeaders = ["message": "unsupported version", "version": "1.0,1.1,1.2"]
+            headers.add("content-type", "text/plain")
+            state = .closed
+            return [.send(StompFrame(.error, headers: headers, body: Array("supported versions: 1.0, 1.1, 1.2".utf8)).withContentLength()), .close]
+        }
+        self.version = version
+        let clientHeartBeat: HeartBeat
+        do {
+            clientHeartBeat = try HeartBeat(header: frame.headers["heart-beat"])
+        } catch {
+            return fail("invalid heart-beat", detail: "heart-beat must be two non-negative integers", frame: frame)
+        }
+        let offer = HeartBeat(outgoing: configuration.heartBeatMillis, incoming: configuration.heartBeatMillis)
+        heartBeat = HeartBeat.negotiate(client: clientHeartBeat, server: offer)
+        state = .authenticating
+        return [.authenticate(token: Self.bearerToken(frame.headers) ?? handshakeToken)]
+    }
+
+    /// The token of an `Authorization: Bearer <token>` header, if any.
+    static func bearerToken(_ headers: StompHeaders) -> String? {
+        guard let value = headers["Authorization"] ?? headers["authorization"] else { return nil }
+        let parts = value.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        let token = parts[1].trimmingCharacters(where: { $0 == " " })
+        return token.isEmpty ? nil : token
+    }
+
+    private mutating func connected(_ frame: StompFrame) -> [Action] {
+        var actions: [Action]
+        switch frame.command {
+        case .connect, .stomp:
+            return fail("already connected", detail: "CONNECT sent twice", frame: frame)
+        case .subscribe:
+            actions = subscribe(frame)
+        case .unsubscribe:
+            guard let id = frame.headers["id"] ?? (version == .v1_0 ? frame.headers["destination"] : nil) else {
+                return fail("missing header", detail: "UNSUBSCRIBE needs an id header", frame: frame)
+            }
+            subscriptions.removeAll { $0.id == id }
+            actions = []
+        case .send:
+            actions = send(frame)
+        case .disconnect:
+            state = .closed
+            if let receipt = frame.headers["receipt"] {
+                return [.send(StompFrame(.receipt, headers: ["receipt-id": receipt])), .close]
+            }
+            return [.close]
+        case .ack, .nack, .begin, .commit, .abort:
+            // Delivery is recorded when written (auto); client acks and transactions are accepted.
+            actions = []
+        case .connected, .message, .receipt, .error:
+            return fail("unexpected frame", detail: "\(frame.command.rawValue) is a server frame", frame: frame)
+        }
+        if state == .connected, let receipt = frame.headers["receipt"] {
+            actions.append(.send(StompFrame(.receipt, headers: ["receipt-id": receipt])))
+        }
+        return actions
+    }
+
+    private mutating func subscribe(_ frame: StompFrame) -> [Action] {
+        guard let destination = frame.headers["destination"] else {
+            return fail("missing header", detail: "SUBSCRIBE needs a destination header", frame: frame)
+        }
+        guard let id = frame.headers["id"] ?? (version == .v1_0 ? destination : nil) else {
+            return fail("missing header", detail: "SUBSCRIBE needs an id header", frame: frame)
+        }
+        guard !subscriptions.contains(where: { $0.id == id }) else {
+            return fail("duplicate subscription", detail: "subscription id already in use", frame: frame)
+        }
+        guard subscriptions.count < configuration.maxSubscriptions else {
+            return fail("too many subscriptions", detail: "at most \(configuration.maxSubscriptions) per connection", frame: frame)
+        }
+        guard let ackMode = AckMode(rawValue: frame.headers["ack"] ?? "auto") else {
+            return fail("invalid header", detail: "ack must be auto, client or client-individual", frame: frame)
+        }
+        guard let feed = feed(for: destination) else {
+            return fail("forbidden", detail: "you may not subscribe to that destination", frame: frame)
+        }
+        let replay = frame.headers["x-replay"] != "none"
+        subscriptions.append(Subscription(id: id, destination: destination, feed: feed, ackMode: ackMode, replay: replay))
+        return []
+    }
+
+    /// The feed a destination names, or `nil` when this user may not subscribe to it.
+    /// Destinations are compared exactly: no decoding, no case folding, no path resolution.
+    func feed(for destination: String) -> Feed? {
+        guard let userId = principal?.userId else { return nil }
+        switch destination {
+        case "/notice/remind", "/user/notice/remind", "/notice/\(userId)/remind":
+            return .remind
+        case "/topic/notice":
+            return .broadcast
+        default:
+            return nil
+        }
+    }
+
+    private mutating func send(_ frame: StompFrame) -> [Action] {
+        guard frame.headers["destination"] == "/app/notices/read" else {
+            // The legacy frontend's liveness probe (`send('test')`) and any other SEND: accepted, ignored.
+            return []
+        }
+        guard let text = frame.bodyText, let value = try? JSONParser.parse(Array(text.utf8)),
+            case .object(let object) = value, let idValue = object["id"],
+            let id = try? NoticeValidator.parseId(idValue)
+        else {
+            return fail("invalid body", detail: "expected {\"id\":\"<notice id>\"}", frame: frame)
+        }
+        return [.markRead(noticeId: id)]
+    }
+}
+
+extension Substring {
+    func trimmingCharacters(where predicate: (Character) -> Bool) -> String {
+        var slice = self
+        while let first = slice.first, predicate(first) { slice = slice.dropFirst() }
+        while let last = slice.last, predicate(last) { slice = slice.dropLast() }
+        return String(slice)
+    }
+}

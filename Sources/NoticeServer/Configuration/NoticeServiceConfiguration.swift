@@ -1,0 +1,166 @@
+import Foundation
+public import Logging
+public import NoticeCore
+public import RabbitMQ
+
+/// The whole service's settings, read from the environment (and command-line options,
+/// which override it) in one place, with every problem reported at once.
+public struct NoticeServiceConfiguration: Sendable {
+    /// Where notices are stored.
+    public enum Database: Sendable, Hashable {
+        case sqlite(path: String)
+    }
+
+    /// Which browser origins may open sessions (SPEC §3).
+    public enum AllowedOrigins: Sendable, Hashable {
+        case any
+        /// Only these (and same-origin requests, and requests without `Origin`).
+        case list(Set<String>)
+    }
+
+    public var httpHost: String
+    public var httpPort: Int
+    public var amqp: AMQPConfiguration
+    public var queue: String
+    public var exchange: String
+    public var pushTargets: Set<String>
+    public var database: Database
+    public var allowedOrigins: AllowedOrigins
+    public var session: StompSession.Configuration
+    public var maxFrameBytes: Int
+    public var maxSessionsPerUser: Int
+    public var maxOutboundBytes: Int
+    public var replayLimit: Int
+    public var retentionDays: Int
+    public var devTokens: [String: String]?
+    public var nodeId: String
+    public var demo: Bool
+    public var logLevel: Logger.Level
+    /// A connection that has not sent CONNECT within this time is closed.
+    public var connectTimeout: Duration = .seconds(10)
+
+    /// The dead-letter queue: `<queue>.dead`.
+    public var deadLetterQueue: String { queue + ".dead" }
+
+    /// Reads settings from `values` (environment variable names to values).
+    /// Throws a ``ConfigurationError`` naming every bad setting.
+    public init(values: [String: String]) throws(ConfigurationError) {
+        var reader = Reader(values: values)
+        httpHost = reader.string(.httpHost)
+        httpPort = reader.int(.httpPort, in: 0...65_535)
+        let url = reader.string(.amqpURL)
+        if !(url.hasPrefix("amqp://")) { reader.problem(.amqpURL, "must start with amqp://") }
+        queue = reader.string(.amqpQueue)
+        if queue.isEmpty || queue.utf8.count > 250 { reader.problem(.amqpQueue, "must be 1-250 bytes") }
+        exchange = reader.string(.amqpExchange)
+        if exchange.isEmpty || exchange.utf8.count > 250 { reader.problem(.amqpExchange, "must be 1-250 bytes") }
+        let prefetch = reader.int(.amqpPrefetch, in: 1...65_535)
+        let amqpHeartbeat = reader.int(.amqpHeartbeat, in: 0...3600)
+        pushTargets = Set(reader.list(.pushTargets))
+        let databaseURL = reader.string(.databaseURL)
+        if databaseURL.hasPrefix("sqlite:"), databaseURL.count > "sqlite:".count {
+            database = .sqlite(path: String(databaseURL.dropFirst("sqlite:".count)))
+        } else {
+            database = .sqlite(path: "data/notice.sqlite")
+            if databaseURL.hasPrefix("postgres://") || databaseURL.hasPrefix("postgresql://") {
+                reader.problem(.databaseURL, "PostgreSQL is not supported by this build yet; use sqlite:<path>")
+            } else {
+                reader.problem(.databaseURL, "must be sqlite:<path>")
+            }
+        }
+        let origins = reader.list(.allowedOrigins)
+        allowedOrigins = origins.contains("*") ? .any : .list(Set(origins.map { $0.lowercased() }))
+        let heartbeat = reader.int(.heartbeat, in: 0...3_600_000)
+        maxFrameBytes = reader.int(.maxFrameBytes, in: 1024...16_777_216)
+        maxSessionsPerUser = reader.int(.maxSessionsPerUser, in: 1...100_000)
+        maxOutboundBytes = reader.int(.maxOutboundBytes, in: 4096...1_073_741_824)
+        replayLimit = reader.int(.replayLimit, in: 0...10_000)
+        retentionDays = reader.int(.retentionDays, in: 1...36_500)
+        if let tokens = reader.optional(.devTokens) {
+            do {
+                devTokens = try DevTokenVerifier(parsing: tokens).users
+            } catch {
+                devTokens = nil
+                reader.problem(.devTokens, "\(error.entry) is not of the form token:user")
+            }
+        } else {
+            devTokens = nil
+        }
+        if reader.optional(.introspectionURL) != nil {
+            reader.problem(.introspectionURL, "token introspection is not supported by this build yet; use NOTICE_DEV_TOKENS")
+        } else if devTokens == nil {
+            reader.problem(.devTokens, "no token check configured: set NOTICE_DEV_TOKENS (development) or NOTICE_INTROSPECTION_URL")
+        }
+        nodeId = reader.optional(.nodeId) ?? "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
+        demo = reader.bool(.demo)
+        if demo, devTokens == nil { reader.problem(.demo, "the demo page needs NOTICE_DEV_TOKENS") }
+        let level = reader.string(.logLevel)
+        logLevel = Logger.Level(rawValue: level.lowercased()) ?? .info
+        if Logger.Level(rawValue: level.lowercased()) == nil { reader.problem(.logLevel, "unknown level '\(level)'") }
+
+        amqp = AMQPConfiguration(
+            url: url,
+            heartbeatSeconds: amqpHeartbeat,
+            prefetch: UInt16(clamping: prefetch),
+            connectionName: "notice-service \(nodeId)"
+        )
+        session = StompSession.Configuration(heartBeatMillis: heartbeat, maxSubscriptions: 32)
+
+        for name in values.keys where name.hasPrefix("NOTICE_") && !ConfigurationKey.all.contains(where: { $0.name == name }) {
+            reader.problems.append("\(name): unknown setting")
+        }
+        if !reader.problems.isEmpty { throw ConfigurationError(problems: reader.problems) }
+    }
+
+    /// Reads typed values, collecting problems instead of stopping at the first.
+    private struct Reader {
+        let values: [String: String]
+        var problems: [String] = []
+
+        func optional(_ key: ConfigurationKey) -> String? {
+            guard let value = values[key.name], !value.isEmpty else { return nil }
+            return value
+        }
+
+        func string(_ key: ConfigurationKey) -> String {
+            values[key.name] ?? key.defaultValue ?? ""
+        }
+
+        func list(_ key: ConfigurationKey) -> [String] {
+            string(key).split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+
+        mutating func int(_ key: ConfigurationKey, in range: ClosedRange<Int>) -> Int {
+            let text = string(key)
+            guard let value = Int(text.trimmingCharacters(in: .whitespaces)), range.contains(value) else {
+                problem(key, "'\(text)' is not an integer in \(range.lowerBound)...\(range.upperBound)")
+                return Int(key.defaultValue ?? "") ?? range.lowerBound
+            }
+            return value
+        }
+
+        mutating func bool(_ key: ConfigurationKey) -> Bool {
+            switch string(key).lowercased() {
+            case "1", "true", "yes", "on": return true
+            case "0", "false", "no", "off", "": return false
+            default:
+                problem(key, "'\(string(key))' is not true or false")
+                return false
+            }
+        }
+
+        mutating func problem(_ key: ConfigurationKey, _ message: String) {
+            // Never echo a secret back: the dev token table is named, not shown.
+            problems.append("\(key.name): \(message)")
+        }
+    }
+}
+
+/// Every problem found in the settings.
+public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
+    public let problems: [String]
+
+    public var description: String {
+        "invalid configuration:\n" + problems.map { "  - \($0)" }.joined(separator: "\n")
+    }
+}

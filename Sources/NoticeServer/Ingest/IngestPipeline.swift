@@ -1,0 +1,140 @@
+import Foundation
+import Logging
+import NoticeCore
+import RabbitMQ
+import ServiceLifecycle
+
+/// Queue → store → sessions (SPEC §1–2): validates each batch of deliveries, commits the
+/// valid records in one transaction, then acks them and hands the new ones to the hub;
+/// invalid messages are republished to `<queue>.dead` with `x-notice-error` and acked
+/// once the broker confirms the republish.
+///
+/// While the store fails, the batch is retried with backoff and nothing is acked, so
+/// consumption pauses at the prefetch limit and resumes by itself.
+struct IngestPipeline: Service {
+    let connection: RabbitMQConnection
+    let store: any NoticeStore
+    let hub: DeliveryHub
+    let health: ServiceHealth
+    let configuration: NoticeServiceConfiguration
+    let ids: NoticeIDGenerator
+    let logger: Logger
+    let validator = NoticeValidator()
+
+    func run() async throws {
+        connection.start()
+        await withGracefulShutdownHandler {
+            for await batch in connection.deliveries {
+                await process(batch)
+            }
+        } onGracefulShutdown: {
+            // Stop taking new messages; what was already delivered is finished and acked below.
+            Task { await connection.stopConsuming() }
+        }
+        await connection.shutdown()
+        logger.info("ingest stopped")
+    }
+
+    func process(_ batch: [AMQPDelivery]) async {
+        var accepted: [(delivery: AMQPDelivery, record: NoticeRecord)] = []
+        var rejected: [(delivery: AMQPDelivery, reason: String)] = []
+        for delivery in batch {
+            do {
+                let record = try validator.validate(delivery.message.body, assignId: ids.next)
+                accepted.append((delivery, record))
+            } catch {
+                rejected.append((delivery, error.description))
+            }
+        }
+
+        if !accepted.isEmpty {
+            let now = Date()
+            let millis = Int64((now.timeIntervalSince1970 * 1000).rounded(.down))
+            let createdAt = Self.rfc3339(millis: millis)
+            var rows: [NoticeRow] = []
+            var pushed: [NoticeKey: Bool] = [:]
+            for (_, record) in accepted {
+                let push = record.isPushed(pushTargets: configuration.pushTargets)
+                switch record.audience {
+                case .broadcast:
+                    rows.append(NoticeRow(noticeId: record.id, recipient: nil, payload: record.payload(for: nil, createdAt: createdAt), createdAt: millis))
+                    pushed[NoticeKey(noticeId: record.id, recipient: nil)] = push
+                case .users(let users):
+                    for user in users {
+                        rows.append(NoticeRow(noticeId: record.id, recipient: user, payload: record.payload(for: user, createdAt: createdAt), createdAt: millis))
+                        pushed[NoticeKey(noticeId: record.id, recipient: user)] = push
+                    }
+                }
+            }
+            guard let inserted = await commit(rows) else { return }
+            connection.settle(accepted.map(\.delivery.tag))
+            let notices = rows.filter { inserted.contains($0.key) && pushed[$0.key] == true }
+                .map { PushNotice(key: $0.key, payload: $0.payload) }
+            hub.publish(notices)
+            if inserted.count < rows.count {
+                logger.debug("redelivered notices already stored", metadata: ["notice.duplicates": "\(rows.count - inserted.count)"])
+            }
+        }
+
+        for (delivery, reason) in rejected {
+            await deadLetter(delivery, reason: reason)
+        }
+    }
+
+    /// Commits, retrying while the store fails; `nil` when shutdown interrupted the retries.
+    private func commit(_ rows: [NoticeRow]) async -> Set<NoticeKey>? {
+        var delay = Duration.milliseconds(50)
+        while true {
+            do {
+                let inserted = try await store.insert(rows)
+                if health.storeError != nil {
+                    health.storeRecovered()
+                    logger.info("store recovered")
+                }
+                return inserted
+            } catch {
+                health.storeFailed("\(error)")
+                logger.error("store commit failed; not acking, will retry", metadata: ["error": "\(error)", "retry.after": "\(delay)"])
+            }
+            do {
+                try await Task.sleep(for: delay)
+            } catch {
+                return nil
+            }
+            if Task.isShuttingDownGracefully { return nil }
+            delay = min(delay * 2, .seconds(5))
+        }
+    }
+
+    private func deadLetter(_ delivery: AMQPDelivery, reason: String) async {
+        var message = delivery.message
+        var headers = message.properties.headers ?? AMQPTable()
+        headers["x-notice-error"] = .text(reason)
+        message.properties.headers = headers
+        // Keep it across a broker restart even if the publisher sent it transient.
+        message.properties.deliveryMode = 2
+        logger.warning(
+            "invalid notice dead-lettered",
+            metadata: ["notice.error": "\(reason)", "amqp.bytes": "\(delivery.message.body.count)", "amqp.queue": "\(configuration.deadLetterQueue)"]
+        )
+        do {
+            try await connection.publish(message, exchange: "", routingKey: configuration.deadLetterQueue)
+            connection.settle([delivery.tag])
+        } catch {
+            // Not acked: the broker redelivers it after the reconnect and we try again.
+            logger.error("dead-letter publish failed; message stays in the queue", metadata: ["error": "\(error)"])
+        }
+    }
+
+    static func rfc3339(millis: Int64) -> String {
+        let date = Date(timeIntervalSince1970: Double(millis) / 1000)
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
+        let ms = Int(millis % 1000)
+        return String(
+            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+            c.year!, c.month!, c.day!, c.hour!, c.minute!, c.second!, ms
+        )
+    }
+}

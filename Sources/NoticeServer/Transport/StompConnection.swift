@@ -1,0 +1,265 @@
+import Foundation
+import Logging
+import NIOCore
+import NoticeCore
+import STOMP
+import ServiceLifecycle
+import Synchronization
+
+/// What every STOMP connection shares: the hub, the token check, the store.
+struct StompEnvironment: Sendable {
+    let hub: DeliveryHub
+    let verifier: any TokenVerifier
+    let store: any NoticeStore
+    let recorder: DeliveryRecorder
+    let session: StompSession.Configuration
+    let maxFrameBytes: Int
+    let maxOutboundBytes: Int
+    let connectTimeout: Duration
+    let logger: Logger
+}
+
+/// Writes text messages to the browser; a transport (raw WebSocket, later SockJS) supplies it.
+protocol StompOutbound: Sendable {
+    func send(_ text: String) async throws
+    func close() async
+}
+
+/// One STOMP connection over any message transport: decodes client bytes, drives a
+/// ``StompSession``, writes its frames, keeps heart-beats, and is a ``NoticeSink`` for the hub.
+///
+/// All session state lives in ``run(inbound:outbound:)``'s task; other tasks reach it
+/// only through the event stream. The outbound queue is bounded in bytes: a reader that
+/// falls behind by more than `maxOutboundBytes` is cut off (its notices stay stored).
+final class StompConnection: NoticeSink {
+    enum Event: Sendable {
+        case bytes(ByteBuffer)
+        case notice(PushNotice, bytes: Int)
+        case tick
+        case inboundClosed
+        case shutdown
+    }
+
+    let id: String
+    private let environment: StompEnvironment
+    private let handshakeToken: String?
+    private let events: AsyncStream<Event>
+    private let eventInput: AsyncStream<Event>.Continuation
+    private let queuedBytes = Atomic<Int>(0)
+    private let overflowed = Atomic<Bool>(false)
+    private let cancelDriver = Mutex<(@Sendable () -> Void)?>(nil)
+
+    init(id: String, handshakeToken: String?, environment: StompEnvironment) {
+        self.id = id
+        self.handshakeToken = handshakeToken
+        self.environment = environment
+        (events, eventInput) = AsyncStream.makeStream(of: Event.self)
+    }
+
+    // MARK: NoticeSink
+
+    func push(_ notice: PushNotice) {
+        guard !overflowed.load(ordering: .relaxed) else { return }
+        let size = notice.payload.utf8.count + 256
+        let queued = queuedBytes.wrappingAdd(size, ordering: .relaxed).newValue
+        guard queued <= environment.maxOutboundBytes else {
+            if !overflowed.exchange(true, ordering: .relaxed) {
+                environment.logger.warning("slow reader cut off", metadata: ["stomp.session": "\(id)", "stomp.queued_bytes": "\(queued)"])
+                cancelDriver.withLock { $0 }?()
+            }
+            return
+        }
+        eventInput.yield(.notice(notice, bytes: size))
+    }
+
+    // MARK: Driving
+
+    /// Feeds bytes received from the client (in any split).
+    func received(_ buffer: ByteBuffer) { eventInput.yield(.bytes(buffer)) }
+
+    /// The client's side is closed.
+    func inboundClosed() { eventInput.yield(.inboundClosed) }
+
+    /// Runs the connection until it closes. Call once.
+    func run(outbound: some StompOutbound) async {
+        // An unstructured task (it inherits the graceful-shutdown context) so that an
+        // overflowing `push` can cancel it even while it is blocked writing.
+        let loop = Task { await self.loop(outbound: outbound) }
+        cancelDriver.withLock { $0 = { loop.cancel() } }
+        await withTaskCancellationHandler {
+            await loop.value
+        } onCancel: {
+            loop.cancel()
+        }
+    }
+
+    private func loop(outbound: some StompOutbound) async {
+        var driver = Driver(connection: self, environment: environment, outbound: outbound, handshakeToken: handshakeToken)
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { [eventInput] in
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: .seconds(1))
+                        eventInput.yield(.tick)
+                    }
+                }
+                for await event in events {
+                    if case .notice(_, let bytes) = event {
+                        queuedBytes.wrappingSubtract(bytes, ordering: .relaxed)
+                    }
+                    guard await driver.handle(event), !Task.isCancelled else { break }
+                }
+                group.cancelAll()
+            }
+        } onGracefulShutdown: { [eventInput] in
+            eventInput.yield(.shutdown)
+        }
+        eventInput.finish()
+        await driver.finish()
+    }
+
+    /// The connection's state, owned by the task in ``run(outbound:onCancel:)``.
+    private struct Driver {
+        let connection: StompConnection
+        let environment: StompEnvironment
+        let outbound: any StompOutbound
+        var session: StompSession
+        var decoder: StompDecoder
+        var logger: Logger
+        var registeredUser: String?
+        let openedAt = ContinuousClock.now
+        var lastReceived = ContinuousClock.now
+        var lastSent = ContinuousClock.now
+
+        init(connection: StompConnection, environment: StompEnvironment, outbound: any StompOutbound, handshakeToken: String?) {
+            self.connection = connection
+            self.environment = environment
+            self.outbound = outbound
+            self.session = StompSession(sessionId: connection.id, handshakeToken: handshakeToken, configuration: environment.session)
+            self.decoder = StompDecoder(limits: .init(maxFrameBytes: environment.maxFrameBytes, maxHeaders: 64))
+            var logger = environment.logger
+            logger[metadataKey: "stomp.session"] = "\(connection.id)"
+            self.logger = logger
+        }
+
+        /// Handles one event; `false` when the connection is done.
+        mutating func handle(_ event: StompConnection.Event) async -> Bool {
+            switch event {
+            case .bytes(let buffer):
+                lastReceived = .now
+                decoder.append(buffer.readableBytesView)
+                while session.state != .closed {
+                    let output: StompDecoder.Output?
+                    do {
+                        output = try decoder.next()
+                    } catch {
+                        let message = error.isLimit ? "frame too large" : "syntax error"
+                        return await perform(session.fail(message, detail: error.description))
+                    }
+                    guard let output else { break }
+                    guard case .frame(let frame) = output else { continue }
+                    guard await perform(session.receive(frame)) else { return false }
+                }
+                return session.state != .closed
+            case .notice(let notice, _):
+                let frames = session.messages(for: notice)
+                for frame in frames {
+                    guard await write(frame) else { return false }
+                }
+                if !frames.isEmpty, !notice.isBroadcast { environment.recorder.record(notice.key) }
+                return true
+            case .tick:
+                return await tick()
+            case .inboundClosed:
+                return false
+            case .shutdown:
+                _ = await perform(session.fail("server shutting down", detail: "reconnect to another node"))
+                return false
+            }
+        }
+
+
+        private mutating func tick() async -> Bool {
+            let now = ContinuousClock.now
+            switch session.state {
+            case .awaitingConnect, .authenticating:
+                if now - openedAt > environment.connectTimeout {
+                    return await perform(session.fail("connect timeout", detail: "no CONNECT frame within \(environment.connectTimeout)"))
+                }
+            case .connected:
+                let agreement = session.heartBeat
+                if agreement.clientSends > 0, now - lastReceived > .milliseconds(agreement.clientSends * 2) {
+                    return await perform(session.fail("heart-beat timeout", detail: "nothing received for more than twice the heart-beat interval"))
+                }
+                if agreement.serverSends > 0, now - lastSent >= .milliseconds(agreement.serverSends) - .seconds(1) {
+                    do {
+                        try await outbound.send("\n")
+                        lastSent = now
+                    } catch {
+                        return false
+                    }
+                }
+            case .closed:
+                return false
+            }
+            return true
+        }
+
+        /// Carries out session actions; `false` when the connection must close.
+        private mutating func perform(_ actions: [StompSession.Action]) async -> Bool {
+            for action in actions {
+                switch action {
+                case .send(let frame):
+                    guard await write(frame) else { return false }
+                case .close:
+                    return false
+                case .authenticate(let token):
+                    let principal: Principal?
+                    if let token { principal = await environment.verifier.verify(token: token) } else { principal = nil }
+                    guard let principal else {
+                        logger.info("connect refused: token not accepted")
+                        guard await perform(session.authenticationFailed()) else { return false }
+                        continue
+                    }
+                    guard environment.hub.register(connection, userId: principal.userId) else {
+                        logger.info("connect refused: session limit", metadata: ["user.id": "\(principal.userId)"])
+                        guard await perform(session.fail("too many sessions", detail: "at most \(environment.hub.maxSessionsPerUser) sessions per user")) else { return false }
+                        continue
+                    }
+                    registeredUser = principal.userId
+                    logger[metadataKey: "user.id"] = "\(principal.userId)"
+                    guard await perform(session.authenticated(principal)) else { return false }
+                    decoder.version = session.version
+                    logger.info("stomp connected", metadata: ["stomp.version": "\(session.version.rawValue)"])
+                case .markRead(let noticeId):
+                    guard let user = session.principal?.userId else { continue }
+                    do {
+                        _ = try await environment.store.markRead(noticeId: noticeId, userId: user, at: Int64(Date().timeIntervalSince1970 * 1000))
+                    } catch {
+                        logger.warning("could not mark notice read", metadata: ["notice.id": "\(noticeId)", "error": "\(error)"])
+                    }
+                }
+            }
+            return session.state != .closed
+        }
+
+        private mutating func write(_ frame: StompFrame) async -> Bool {
+            let bytes = StompEncoder.encode(frame, version: session.version)
+            do {
+                try await outbound.send(String(decoding: bytes, as: UTF8.self))
+                lastSent = .now
+                return true
+            } catch {
+                return false
+            }
+        }
+
+        func finish() async {
+            if let registeredUser {
+                environment.hub.unregister(connection, userId: registeredUser)
+                logger.info("stomp disconnected")
+            }
+            await outbound.close()
+        }
+    }
+}

@@ -1,0 +1,129 @@
+import Foundation
+import GRDB
+public import NoticeCore
+
+/// The SQLite store (SPEC §6): one file in WAL mode, migrations at start, batched
+/// transactions. `synchronous=FULL`: a committed batch survives power loss, at the cost
+/// of one fsync per batch (never per notice).
+public final class SQLiteNoticeStore: NoticeStore {
+    private let pool: DatabasePool
+
+    /// Opens (creating it and its folder if missing) the database at `path`.
+    public init(path: String) throws {
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(2)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        pool = try DatabasePool(path: path, configuration: configuration)
+    }
+
+    public func migrate() async throws {
+        try Self.migrator.migrate(pool)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-notice") { db in
+            // recipient is '' for a broadcast notice (a user id is never empty).
+            try db.execute(
+                sql: """
+                    CREATE TABLE notice (
+                        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                        notice_id INTEGER NOT NULL,
+                        recipient TEXT NOT NULL,
+                        payload TEXT NOT NULL,
+                        created_at INTEGER NOT NULL,
+                        delivered_at INTEGER,
+                        read_at INTEGER,
+                        UNIQUE (notice_id, recipient)
+                    );
+                    CREATE INDEX notice_recipient_seq ON notice (recipient, seq);
+                    CREATE INDEX notice_created_at ON notice (created_at);
+                    """
+            )
+        }
+        return migrator
+    }
+
+    public func insert(_ rows: [NoticeRow]) async throws -> Set<NoticeKey> {
+        guard !rows.isEmpty else { return [] }
+        return try await pool.write { db in
+            var inserted = Set<NoticeKey>()
+            let statement = try db.cachedStatement(
+                sql: """
+                    INSERT INTO notice (notice_id, recipient, payload, created_at) VALUES (?, ?, ?, ?)
+                    ON CONFLICT (notice_id, recipient) DO NOTHING
+                    """
+            )
+            for row in rows {
+                try statement.execute(arguments: [row.noticeId, row.recipient ?? "", row.payload, row.createdAt])
+                if db.changesCount > 0 { inserted.insert(row.key) }
+            }
+            return inserted
+        }
+    }
+
+    public func markDelivered(_ keys: [NoticeKey], at millis: Int64) async throws {
+        guard !keys.isEmpty else { return }
+        try await pool.write { db in
+            let statement = try db.cachedStatement(
+                sql: "UPDATE notice SET delivered_at = ? WHERE notice_id = ? AND recipient = ? AND delivered_at IS NULL"
+            )
+            for key in keys {
+                try statement.execute(arguments: [millis, key.noticeId, key.recipient ?? ""])
+            }
+        }
+    }
+
+    public func markRead(noticeId: Int64, userId: String, at millis: Int64) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(
+                sql: "UPDATE notice SET read_at = COALESCE(read_at, ?) WHERE notice_id = ? AND recipient = ?",
+                arguments: [millis, noticeId, userId]
+            )
+            return db.changesCount > 0
+        }
+    }
+
+    public func row(_ key: NoticeKey) async throws -> StoredNoticeRow? {
+        try await pool.read { db in
+            try Row.fetchOne(
+                db,
+                sql: "SELECT notice_id, recipient, payload, created_at, delivered_at, read_at FROM notice WHERE notice_id = ? AND recipient = ?",
+                arguments: [key.noticeId, key.recipient ?? ""]
+            ).map(Self.storedRow)
+        }
+    }
+
+    public func count() async throws -> Int {
+        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM notice") ?? 0 }
+    }
+
+    public func ping() async throws {
+        // BEGIN IMMEDIATE takes the write lock: readiness means we could commit, not just read.
+        try await pool.writeWithoutTransaction { db in
+            try db.inTransaction(.immediate) { .commit }
+        }
+    }
+
+    public func close() async throws {
+        try pool.close()
+    }
+
+    static func storedRow(_ row: Row) -> StoredNoticeRow {
+        let recipient: String = row["recipient"]
+        return StoredNoticeRow(
+            row: NoticeRow(
+                noticeId: row["notice_id"],
+                recipient: recipient.isEmpty ? nil : recipient,
+                payload: row["payload"],
+                createdAt: row["created_at"]
+            ),
+            deliveredAt: row["delivered_at"],
+            readAt: row["read_at"]
+        )
+    }
+}

@@ -1,0 +1,188 @@
+internal import CRabbitMQ
+import Foundation
+public import Logging
+import Synchronization
+
+/// One AMQP connection to RabbitMQ, owned by a thread of its own (rabbitmq-c is not
+/// thread-safe per connection, and services heartbeats only inside its own calls).
+///
+/// On every (re)connect it declares its ``AMQPTopology``, opens channel 1 for consuming
+/// (`basic.qos` prefetch, then `basic.consume` without auto-ack) and channel 2 for
+/// publishing in confirm mode. Deliveries arrive on ``deliveries`` in batches (what
+/// the socket held at once); each must be ``settle(_:)``d, and is acked, with
+/// `multiple`, once it and every delivery before it are settled. When the connection
+/// is lost it reconnects with capped exponential backoff; unsettled deliveries of the
+/// lost connection are redelivered by the broker, so their tags are ignored.
+///
+/// Other tasks talk to the owning thread through a command queue and an eventfd that
+/// wakes its `poll`.
+public final class RabbitMQConnection: Sendable {
+    /// Batches of consumed messages, in queue order.
+    public let deliveries: AsyncStream<[AMQPDelivery]>
+
+    let configuration: AMQPConfiguration
+    let topology: AMQPTopology
+    let logger: Logger
+    let mailbox: Mailbox
+    private let continuation: AsyncStream<[AMQPDelivery]>.Continuation
+    private let status = Mutex(Status())
+    private let started = Atomic<Bool>(false)
+
+    struct Status {
+        var connected = false
+        var reconnects = 0
+        var lastError: String?
+        var connectWaiters: [CheckedContinuation<Void, Never>] = []
+        var finishWaiters: [CheckedContinuation<Void, Never>] = []
+        var finished = false
+    }
+
+    public init(configuration: AMQPConfiguration, topology: AMQPTopology, logger: Logger) {
+        self.configuration = configuration
+        self.topology = topology
+        self.logger = logger
+        self.mailbox = Mailbox()
+        (self.deliveries, self.continuation) = AsyncStream.makeStream(of: [AMQPDelivery].self, bufferingPolicy: .unbounded)
+    }
+
+    /// Starts the owning thread (once).
+    public func start() {
+        guard !started.exchange(true, ordering: .relaxed) else { return }
+        let worker = ConnectionWorker(connection: self, deliveries: continuation)
+        let thread = Thread { worker.run() }
+        thread.name = "amqp-\(configuration.connectionName)"
+        thread.start()
+    }
+
+    /// Whether the connection is up and its topology declared.
+    public var isConnected: Bool { status.withLock { $0.connected } }
+
+    /// How many times the connection was re-established after a loss.
+    public var reconnectCount: Int { status.withLock { $0.reconnects } }
+
+    /// Why the last connection attempt or connection failed, if it did.
+    public var lastError: String? { status.withLock { $0.lastError } }
+
+    /// Waits until connected (or shut down).
+    public func waitUntilConnected() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let resumeNow = status.withLock { status in
+                if status.connected || status.finished { return true }
+                status.connectWaiters.append(continuation)
+                return false
+            }
+            if resumeNow { continuation.resume() }
+        }
+    }
+
+    /// Marks deliveries as done with (stored or dead-lettered); they are acked in order.
+    public func settle(_ tags: [DeliveryTag]) {
+        guard !tags.isEmpty else { return }
+        mailbox.post(.settle(tags))
+    }
+
+    /// Publishes and waits for the broker's confirm. Throws if the broker refuses it or
+    /// the connection is lost before the confirm (the message may then have been routed).
+    public func publish(_ message: AMQPMessage, exchange: String, routingKey: String) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            mailbox.post(.publish(message, exchange: exchange, routingKey: routingKey, continuation))
+        }
+    }
+
+    /// Binds `queue` to `exchange` with `routingKey` (added to nothing on reconnect).
+    public func bind(queue: String, exchange: String, routingKey: String) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            mailbox.post(.bind(AMQPTopology.Binding(queue: queue, exchange: exchange, routingKey: routingKey), unbind: false, continuation))
+        }
+    }
+
+    /// Cancels the consumer and ends ``deliveries`` once every message delivered before the
+    /// cancel has been yielded; those may still be settled, and are acked, until ``shutdown()``.
+    public func stopConsuming() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            mailbox.post(.stopConsuming(continuation))
+        }
+    }
+
+    /// Acks what is settled, closes the connection and ends ``deliveries``.
+    public func shutdown() async {
+        guard started.load(ordering: .relaxed) else {
+            continuation.finish()
+            return
+        }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let resumeNow = status.withLock { status in
+                if status.finished { return true }
+                status.finishWaiters.append(continuation)
+                return false
+            }
+            if resumeNow { continuation.resume() } else { mailbox.post(.shutdown) }
+        }
+    }
+
+    // MARK: Called by the worker thread
+
+    func setConnected(_ connected: Bool, error: String? = nil) {
+        let waiters: [CheckedContinuation<Void, Never>] = status.withLock { status in
+            status.connected = connected
+            if let error { status.lastError = error }
+            guard connected else { return [] }
+            defer { status.connectWaiters = [] }
+            return status.connectWaiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    func countReconnect() { status.withLock { $0.reconnects += 1 } }
+
+    func finished() {
+        continuation.finish()
+        let waiters = status.withLock { status in
+            status.finished = true
+            status.connected = false
+            defer {
+                status.finishWaiters = []
+                status.connectWaiters = []
+            }
+            return status.finishWaiters + status.connectWaiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+}
+
+/// Commands for the owning thread, and the eventfd that wakes it.
+final class Mailbox: Sendable {
+    enum Command: Sendable {
+        case settle([DeliveryTag])
+        case publish(AMQPMessage, exchange: String, routingKey: String, CheckedContinuation<Void, any Error>)
+        case bind(AMQPTopology.Binding, unbind: Bool, CheckedContinuation<Void, any Error>)
+        case stopConsuming(CheckedContinuation<Void, Never>)
+        case shutdown
+    }
+
+    private let commands = Mutex<[Command]>([])
+    let eventFD: Int32
+
+    init() {
+        eventFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        precondition(eventFD >= 0, "eventfd failed: \(errno)")
+    }
+
+    deinit { close(eventFD) }
+
+    func post(_ command: Command) {
+        commands.withLock { $0.append(command) }
+        var one: UInt64 = 1
+        _ = write(eventFD, &one, 8)
+    }
+
+    /// Everything posted so far, oldest first.
+    func take() -> [Command] {
+        var counter: UInt64 = 0
+        _ = read(eventFD, &counter, 8)
+        return commands.withLock { commands in
+            defer { commands.removeAll(keepingCapacity: true) }
+            return commands
+        }
+    }
+}

@@ -1,0 +1,52 @@
+import Testing
+
+@testable import STOMP
+
+@Suite struct StompEncoderTests {
+    @Test func escapesHeadersPerVersion() {
+        let frame = StompFrame(.message, headers: ["a:b": "c\\d\ne\rf"], body: Array("x".utf8))
+        #expect(String(decoding: StompEncoder.encode(frame, version: .v1_2), as: UTF8.self) == "MESSAGE\na\\cb:c\\\\d\\ne\\rf\n\nx\0")
+        #expect(String(decoding: StompEncoder.encode(frame, version: .v1_1), as: UTF8.self) == "MESSAGE\na\\cb:c\\\\d\\ne\rf\n\nx\0")
+        #expect(String(decoding: StompEncoder.encode(frame, version: .v1_0), as: UTF8.self) == "MESSAGE\na:b:c\\d\ne\rf\n\nx\0")
+    }
+
+    @Test func connectedIsNotEscaped() {
+        let frame = StompFrame(.connected, headers: ["server": "a:b"])
+        #expect(String(decoding: StompEncoder.encode(frame, version: .v1_2), as: UTF8.self) == "CONNECTED\nserver:a:b\n\n\0")
+    }
+
+    @Test func roundTripsThroughTheDecoder() throws {
+        let original = StompFrame(.message, headers: ["destination": "/notice/1/remind", "weird": "x:y\\z\nw"], body: [1, 0, 2])
+            .withContentLength()
+        for version in StompVersion.allCases where version != .v1_0 {
+            var decoder = StompDecoder(version: version)
+            decoder.append(StompEncoder.encode(original, version: version))
+            #expect(try decoder.next() == .frame(original))
+        }
+    }
+
+    @Test func contentLengthIsAddedOnce() {
+        let frame = StompFrame(.error, body: Array("abc".utf8)).withContentLength().withContentLength()
+        #expect(frame.headers.fields.filter { $0.name == "content-length" }.map(\.value) == ["3"])
+    }
+}
+
+@Suite struct NegotiationTests {
+    @Test func versionIsTheHighestOffered() {
+        #expect(StompVersion.negotiate(acceptVersion: "1.0,1.1,1.2") == .v1_2)
+        #expect(StompVersion.negotiate(acceptVersion: "1.1,1.0") == .v1_1)
+        #expect(StompVersion.negotiate(acceptVersion: nil) == .v1_0)
+        #expect(StompVersion.negotiate(acceptVersion: "2.0") == nil)
+    }
+
+    @Test func heartBeatsFollowTheSpec() throws {
+        let server = HeartBeat(outgoing: 10_000, incoming: 10_000)
+        #expect(HeartBeat.negotiate(client: try HeartBeat(header: "0,0"), server: server) == .init(serverSends: 0, clientSends: 0))
+        #expect(HeartBeat.negotiate(client: try HeartBeat(header: "4000,20000"), server: server) == .init(serverSends: 20_000, clientSends: 10_000))
+        #expect(HeartBeat.negotiate(client: try HeartBeat(header: "15000,0"), server: server) == .init(serverSends: 0, clientSends: 15_000))
+        #expect(HeartBeat.negotiate(client: .none, server: server) == .init(serverSends: 0, clientSends: 0))
+        #expect(throws: StompError.invalidHeartBeat) { try HeartBeat(header: "1,2,3") }
+        #expect(throws: StompError.invalidHeartBeat) { try HeartBeat(header: "-1,0") }
+        #expect(throws: StompError.invalidHeartBeat) { try HeartBeat(header: "x") }
+    }
+}
