@@ -18,7 +18,6 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
-        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
@@ -79,6 +78,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "RabbitMQTests", dependencies: ["RabbitMQ"], swiftSettings: swiftSettings),
         .testTarget(name: "STOMPTests", dependencies: ["STOMP"], swiftSettings: swiftSettings),
         .testTarget(name: "NoticeCoreTests", dependencies: ["NoticeCore"], swiftSettings: swiftSettings),
         .testTarget(name: "NoticeStoreTests", dependencies: ["NoticeStore", "NoticeCore"], swiftSettings: swiftSettings),

@@ -1,0 +1,149 @@
+import Foundation
+import Hummingbird
+import Logging
+import NoticeServer
+import RabbitMQ
+import ServiceLifecycle
+import Synchronization
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// The real service on a free port, against the real broker (scripts/test starts it)
+/// and a real SQLite file; each instance gets its own queue unless told otherwise.
+struct TestServer {
+    static let amqpURL = ProcessInfo.processInfo.environment["NOTICE_TEST_AMQP_URL"] ?? "amqp://guest:guest@127.0.0.1:5672/"
+    static let devTokens = "alice:1,bob:2,carol:3"
+
+    let port: Int
+    let configuration: NoticeServiceConfiguration
+    let databasePath: String
+    private let group: ServiceGroup
+    private let task: Task<Void, any Error>
+
+    /// Settings for a fresh queue and database; tweak and pass to ``start(_:)``.
+    static func settings(queue: String = "test.\(UUID().uuidString)", databasePath: String? = nil) -> [String: String] {
+        let path = databasePath
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent("notice-test-\(UUID().uuidString)/notice.sqlite").path
+        return [
+            "NOTICE_HTTP_PORT": "0",
+            "NOTICE_AMQP_URL": amqpURL,
+            "NOTICE_AMQP_QUEUE": queue,
+            "NOTICE_AMQP_EXCHANGE": "\(queue).direct",
+            "NOTICE_DB_URL": "sqlite:\(path)",
+            "NOTICE_DEV_TOKENS": devTokens,
+            "NOTICE_NODE_ID": "test",
+            "NOTICE_LOG_LEVEL": "warning",
+            // The origin swift-websocket's client sends (scheme and host, no port).
+            "NOTICE_ALLOWED_ORIGINS": "ws://127.0.0.1",
+        ]
+    }
+
+    static func start(_ settings: [String: String] = settings(), connectTimeout: Duration? = nil, logHandler: (any LogHandler)? = nil) async throws -> TestServer {
+        var configuration = try NoticeServiceConfiguration(values: settings)
+        if let connectTimeout { configuration.connectTimeout = connectTimeout }
+        var logger = logHandler.map { handler in Logger(label: "test.server") { _ in handler } } ?? Logger(label: "test.server")
+        logger.logLevel = configuration.logLevel
+        let ports = TestQueue<Int>()
+        let app = try await buildApplication(configuration, logger: logger) { port in ports.push(port) }
+        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
+        let task = Task { try await group.run() }
+        guard let port = await ports.next(timeout: .seconds(30)) else {
+            task.cancel()
+            throw TestFailure("server did not start")
+        }
+        let server = TestServer(
+            port: port,
+            configuration: configuration,
+            databasePath: String(settings["NOTICE_DB_URL"]!.dropFirst("sqlite:".count)),
+            group: group,
+            task: task
+        )
+        // Ready means the consumer is attached: publishing after this is never lost in a race.
+        let deadline = ContinuousClock.now + .seconds(30)
+        while try await server.get("/health/ready").status != 200 {
+            guard ContinuousClock.now < deadline else { throw TestFailure("server not ready") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return server
+    }
+
+    /// Graceful shutdown (as on SIGTERM); waits until the service has stopped.
+    func stop() async throws {
+        await group.triggerGracefulShutdown()
+        try await task.value
+    }
+
+    func get(_ path: String, headers: [String: String] = [:]) async throws -> (status: Int, body: String) {
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return ((response as! HTTPURLResponse).statusCode, String(decoding: data, as: UTF8.self))
+    }
+
+    func client() async throws -> StompTestClient {
+        try await StompTestClient.open(port: port)
+    }
+
+    /// A client connected as `token`'s user and subscribed to its remind destination.
+    func subscribedClient(token: String, user: String) async throws -> StompTestClient {
+        let client = try await client()
+        guard let connected = await client.connect(token: token), connected.command == .connected else {
+            throw TestFailure("CONNECT failed")
+        }
+        guard let receipt = await client.subscribe("/notice/\(user)/remind"), receipt.command == .receipt else {
+            throw TestFailure("SUBSCRIBE failed")
+        }
+        return client
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Publishes to and reads from the real broker, as other services would.
+final class TestBroker: Sendable {
+    let connection: RabbitMQConnection
+
+    init(consume queue: String? = nil) async {
+        var logger = Logger(label: "test.broker")
+        logger.logLevel = .critical
+        connection = RabbitMQConnection(
+            configuration: AMQPConfiguration(url: TestServer.amqpURL, connectionName: "test-broker"),
+            topology: AMQPTopology(queues: queue.map { [.init(name: $0)] } ?? [], consume: queue),
+            logger: logger
+        )
+        connection.start()
+        await connection.waitUntilConnected()
+    }
+
+    func publish(_ json: String, to queue: String) async throws {
+        try await connection.publish(AMQPMessage(body: Array(json.utf8), properties: .persistentJSON), exchange: "", routingKey: queue)
+    }
+
+    func publish(_ json: String, exchange: String, routingKey: String) async throws {
+        try await connection.publish(AMQPMessage(body: Array(json.utf8), properties: .persistentJSON), exchange: exchange, routingKey: routingKey)
+    }
+
+    /// The next `count` messages of the consumed queue (settled), or fewer after `timeout`.
+    func take(_ count: Int, timeout: Duration = .seconds(10)) async -> [AMQPDelivery] {
+        let received = TestQueue<AMQPDelivery>()
+        let reader = Task {
+            for await batch in connection.deliveries {
+                for delivery in batch { received.push(delivery) }
+            }
+        }
+        var result: [AMQPDelivery] = []
+        while result.count < count, let delivery = await received.next(timeout: timeout) {
+            result.append(delivery)
+        }
+        reader.cancel()
+        connection.settle(result.map(\.tag))
+        return result
+    }
+
+    func close() async { await connection.shutdown() }
+}

@@ -1,0 +1,110 @@
+import Foundation
+import Logging
+import Testing
+
+@testable import RabbitMQ
+
+/// Against the real broker that scripts/test starts.
+@Suite(.serialized) struct RabbitMQConnectionTests {
+    static let url = ProcessInfo.processInfo.environment["NOTICE_TEST_AMQP_URL"] ?? "amqp://guest:guest@127.0.0.1:5672/"
+
+    func connection(consume queue: String?, declare: [String], prefetch: UInt16 = 256) -> RabbitMQConnection {
+        var logger = Logger(label: "test.amqp")
+        logger.logLevel = .warning
+        return RabbitMQConnection(
+            configuration: AMQPConfiguration(url: Self.url, prefetch: prefetch, connectionName: "rabbitmq-tests"),
+            topology: AMQPTopology(queues: declare.map { .init(name: $0, durable: false, exclusive: false, autoDelete: false) }, consume: queue),
+            logger: logger
+        )
+    }
+
+    func take(_ count: Int, from connection: RabbitMQConnection, timeout: Duration = .seconds(10)) async throws -> [AMQPDelivery] {
+        try await withThrowingTaskGroup(of: [AMQPDelivery].self) { group in
+            group.addTask {
+                var received: [AMQPDelivery] = []
+                for await batch in connection.deliveries {
+                    received += batch
+                    if received.count >= count { break }
+                }
+                return received
+            }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                throw CancellationError()
+            }
+            let result = try await group.next()!
+            group.cancelAll()
+            return result
+        }
+    }
+
+    @Test func publishesWithConfirmAndConsumesPropertiesUnchanged() async throws {
+        let queue = "test.amqp.\(UUID().uuidString)"
+        let publisher = connection(consume: nil, declare: [queue])
+        publisher.start()
+        await publisher.waitUntilConnected()
+        #expect(publisher.isConnected)
+        var headers = AMQPTable()
+        headers["x-text"] = .text("héllo")
+        headers["x-int"] = .int64(-5)
+        headers["x-bool"] = .bool(true)
+        headers["x-nested"] = .table(AMQPTable([.init(key: "a", value: .array([.int32(1), .text("b")]))]))
+        let properties = AMQPProperties(contentType: "application/json", headers: headers, deliveryMode: 2, messageId: "m-1", timestamp: 1_700_000_000)
+        for index in 0..<3 {
+            try await publisher.publish(AMQPMessage(body: Array("{\"n\":\(index)}".utf8), properties: properties), exchange: "", routingKey: queue)
+        }
+
+        let consumer = connection(consume: queue, declare: [queue])
+        consumer.start()
+        let deliveries = try await take(3, from: consumer)
+        #expect(deliveries.map { String(decoding: $0.message.body, as: UTF8.self) } == ["{\"n\":0}", "{\"n\":1}", "{\"n\":2}"])
+        #expect(deliveries[0].message.properties == properties)
+        #expect(deliveries[0].routingKey == queue)
+        consumer.settle(deliveries.map(\.tag))
+        await consumer.shutdown()
+        await publisher.shutdown()
+    }
+
+    @Test func unsettledDeliveriesAreRedeliveredAndSettledOnesAreNot() async throws {
+        let queue = "test.amqp.\(UUID().uuidString)"
+        let publisher = connection(consume: nil, declare: [queue])
+        publisher.start()
+        await publisher.waitUntilConnected()
+        for index in 1...4 {
+            try await publisher.publish(AMQPMessage(body: [UInt8(index)]), exchange: "", routingKey: queue)
+        }
+        let first = connection(consume: queue, declare: [queue])
+        first.start()
+        let deliveries = try await take(4, from: first)
+        // Settle 1, 2 and 4: only 1 and 2 may be acked (multiple), 3 blocks 4.
+        first.settle([deliveries[0].tag, deliveries[1].tag, deliveries[3].tag])
+        await first.shutdown()
+
+        let second = connection(consume: queue, declare: [queue])
+        second.start()
+        let again = try await take(2, from: second)
+        #expect(again.map(\.message.body) == [[3], [4]])
+        #expect(again.allSatisfy { $0.redelivered })
+        second.settle(again.map(\.tag))
+        await second.shutdown()
+        await publisher.shutdown()
+    }
+
+    @Test func unreachableBrokerIsReportedNotFatal() async throws {
+        var logger = Logger(label: "test.amqp")
+        logger.logLevel = .critical
+        let connection = RabbitMQConnection(
+            configuration: AMQPConfiguration(url: "amqp://guest:guest@127.0.0.1:1/", minBackoff: .milliseconds(20), maxBackoff: .milliseconds(50)),
+            topology: AMQPTopology(),
+            logger: logger
+        )
+        connection.start()
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(!connection.isConnected)
+        #expect(connection.lastError != nil)
+        await #expect(throws: AMQPError.self) {
+            try await connection.publish(AMQPMessage(body: [1]), exchange: "", routingKey: "x")
+        }
+        await connection.shutdown()
+    }
+}
