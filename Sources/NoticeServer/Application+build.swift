@@ -1,21 +1,26 @@
 import Foundation
-public import Hummingbird
+import Hummingbird
 import HummingbirdWebSocket
 public import Logging
 import NoticeCore
 import NoticeStore
 import RabbitMQ
-import ServiceLifecycle
+public import ServiceLifecycle
+public import UnixSignals
 
 /// Builds the whole service from its configuration: store, broker connection, ingest
-/// pipeline, delivery hub, and the HTTP/WebSocket server. Run it with `runService()`.
+/// pipeline, delivery hub, and the HTTP/WebSocket server, as one `ServiceGroup`.
 ///
-/// `onServerRunning` receives the bound port (useful with port 0).
-public func buildApplication(
+/// Graceful shutdown (SIGTERM/SIGINT when `signals` names them, or
+/// `triggerGracefulShutdown()`) runs in the order of SPEC §9: stop consuming and ack what
+/// is in flight, record deliveries, tell every session `server shutting down`, stop the
+/// HTTP server, close the store. `onServerRunning` receives the bound port.
+public func buildService(
     _ configuration: NoticeServiceConfiguration,
     logger: Logger,
+    signals: [UnixSignal] = [],
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
-) async throws -> some ApplicationProtocol {
+) async throws -> ServiceGroup {
     let store: any NoticeStore
     switch configuration.database {
     case .sqlite(let path):
@@ -60,8 +65,9 @@ public func buildApplication(
         logger: logger
     )
     let origins = OriginPolicy(allowed: configuration.allowedOrigins)
+    let refused = RefusedHandshakes()
 
-    let router = Router(context: BasicWebSocketRequestContext.self)
+    let router = Router(context: NoticeRequestContext.self)
     router.get("/ws") { request, _ -> Response in
         guard origins.allows(request) else {
             throw APIError(status: .forbidden, error: "forbidden_origin", message: "this origin may not connect")
@@ -73,14 +79,17 @@ public func buildApplication(
         DemoRoutes(devUsers: devTokens, connection: connection, queue: configuration.queue).addRoutes(to: router)
     }
 
-    let webSocketRouter = Router(context: BasicWebSocketRequestContext.self)
-    WebSocketEndpoint(environment: environment, origins: origins).addRoutes(to: webSocketRouter)
+    let webSocketRouter = Router(context: NoticeRequestContext.self)
+    WebSocketEndpoint(environment: environment, origins: origins, refused: refused).addRoutes(to: webSocketRouter)
 
-    var app = Application(
+    let app = Application(
         router: router,
         server: .http1WebSocketUpgrade(
             webSocketRouter: webSocketRouter,
-            configuration: .init(ws: .init(maxFrameSize: configuration.maxFrameBytes + 1024, autoPing: .disabled))
+            configuration: .init(
+                http1: .init(additionalChannelHandlers: [ForbiddenOriginUpgradeHandler(refused: refused)]),
+                ws: .init(maxFrameSize: configuration.maxFrameBytes + 1024, autoPing: .disabled)
+            )
         ),
         configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "notice-service"),
         onServerRunning: { channel in
@@ -89,9 +98,21 @@ public func buildApplication(
         },
         logger: logger
     )
-    // Shut down in reverse: the server (sessions get ERROR), deliveries, ingest (acks in-flight), then the store.
-    app.addServices(StoreCloser(store: store), pipeline, recorder)
-    return app
+    // A ServiceGroup shuts its services down in reverse order, each after the one behind it has finished.
+    return ServiceGroup(
+        configuration: .init(
+            services: [
+                .init(service: StoreCloser(store: store)),
+                .init(service: app),
+                .init(service: SessionCloser(hub: hub, logger: logger)),
+                .init(service: recorder),
+                .init(service: pipeline),
+            ],
+            gracefulShutdownSignals: signals,
+            cancellationSignals: [],
+            logger: logger
+        )
+    )
 }
 
 /// The queues and exchanges of SPEC §1: the durable notice queue, the direct exchange
@@ -106,11 +127,31 @@ func noticeTopology(_ configuration: NoticeServiceConfiguration) -> AMQPTopology
 }
 
 /// Closes the store after everything that uses it has stopped.
-struct StoreCloser: Service {
+struct StoreCloser: Service, CustomStringConvertible {
     let store: any NoticeStore
+    var description: String { "StoreCloser" }
 
     func run() async throws {
         try? await gracefulShutdown()
         try await store.close()
+    }
+}
+
+/// On shutdown, tells every STOMP session `server shutting down` and waits (up to 5 s)
+/// until they have closed, before the HTTP server goes.
+struct SessionCloser: Service, CustomStringConvertible {
+    let hub: DeliveryHub
+    let logger: Logger
+    var description: String { "SessionCloser" }
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        let open = hub.sessionCount
+        hub.closeAll(message: "server shutting down", detail: "reconnect to another node")
+        let deadline = ContinuousClock.now + .seconds(5)
+        while hub.sessionCount > 0, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        logger.info("sessions closed", metadata: ["stomp.sessions": "\(open)", "stomp.still_open": "\(hub.sessionCount)"])
     }
 }

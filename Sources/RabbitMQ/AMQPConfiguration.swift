@@ -29,6 +29,19 @@ public struct AMQPConfiguration: Sendable, Hashable {
     }
 }
 
+extension AMQPConfiguration: CustomStringConvertible, CustomDebugStringConvertible {
+    /// The URL without its password, for logs.
+    public var redactedURL: String {
+        guard let schemeEnd = url.range(of: "://"), let at = url[schemeEnd.upperBound...].lastIndex(of: "@") else { return url }
+        let credentials = url[schemeEnd.upperBound..<at]
+        guard let colon = credentials.firstIndex(of: ":") else { return url }
+        return url[..<colon] + ":***" + url[at...]
+    }
+
+    public var description: String { "AMQPConfiguration(url: \(redactedURL), prefetch: \(prefetch), heartbeat: \(heartbeatSeconds)s)" }
+    public var debugDescription: String { description }
+}
+
 /// The queues, exchanges and bindings a connection declares each time it connects.
 public struct AMQPTopology: Sendable, Hashable {
     /// A queue declaration.

@@ -84,8 +84,8 @@ struct Serve: AsyncParsableCommand {
         }
         var logger = Logger(label: "notice-service")
         logger[metadataKey: "node"] = "\(configuration.nodeId)"
-        let app = try await buildApplication(configuration, logger: logger)
-        try await app.runService()
+        let service = try await buildService(configuration, logger: logger, signals: [.sigterm, .sigint])
+        try await service.run()
     }
 }
 

@@ -5,7 +5,9 @@ import Testing
 
 final class RecordingSink: NoticeSink {
     let received = Mutex<[PushNotice]>([])
+    let closed = Mutex<String?>(nil)
     func push(_ notice: PushNotice) { received.withLock { $0.append(notice) } }
+    func close(message: String, detail: String) { closed.withLock { $0 = message } }
     var ids: [Int64] { received.withLock { $0.map(\.key.noticeId) } }
 }
 
@@ -36,6 +38,16 @@ final class RecordingSink: NoticeSink {
         #expect(hub.register(sinks[2], userId: "a"))
         #expect(hub.sessionCount == 2)
         #expect(hub.sessionCount(of: "a") == 2)
+    }
+
+    @Test func closeAllReachesEverySession() {
+        let hub = DeliveryHub(maxSessionsPerUser: 2)
+        let a = RecordingSink(), b = RecordingSink()
+        #expect(hub.register(a, userId: "a"))
+        #expect(hub.register(b, userId: "b"))
+        hub.closeAll(message: "server shutting down", detail: "")
+        #expect(a.closed.withLock { $0 } == "server shutting down")
+        #expect(b.closed.withLock { $0 } == "server shutting down")
     }
 
     @Test func unregisteredSessionsGetNothing() {

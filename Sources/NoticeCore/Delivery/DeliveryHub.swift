@@ -5,6 +5,8 @@ import Synchronization
 /// `push` must not block: a session buffers (bounded) and writes on its own task.
 public protocol NoticeSink: AnyObject, Sendable {
     func push(_ notice: PushNotice)
+    /// Ends the session with a STOMP ERROR (e.g. `server shutting down`), without blocking.
+    func close(message: String, detail: String)
 }
 
 /// The sessions open on this node, by user, and the fan-out of stored notices to them.
@@ -51,6 +53,12 @@ public final class DeliveryHub: Sendable {
     /// Open sessions of one user on this node.
     public func sessionCount(of userId: String) -> Int {
         state.withLock { $0.byUser[userId]?.count ?? 0 }
+    }
+
+    /// Asks every session to close with an ERROR frame.
+    public func closeAll(message: String, detail: String) {
+        let sinks = state.withLock { $0.byUser.values.flatMap { $0.values } }
+        for sink in sinks { sink.close(message: message, detail: detail) }
     }
 
     /// Hands each notice to every session of its recipient, or to every session for a broadcast.

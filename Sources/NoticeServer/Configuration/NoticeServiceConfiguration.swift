@@ -164,3 +164,13 @@ public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
         "invalid configuration:\n" + problems.map { "  - \($0)" }.joined(separator: "\n")
     }
 }
+
+extension NoticeServiceConfiguration: CustomStringConvertible, CustomDebugStringConvertible {
+    /// A summary safe for logs: no broker password, no dev tokens.
+    public var description: String {
+        "NoticeServiceConfiguration(http: \(httpHost):\(httpPort), amqp: \(amqp), queue: \(queue), database: \(database), "
+            + "devTokens: \(devTokens.map { "\($0.count) entries" } ?? "none"), node: \(nodeId))"
+    }
+
+    public var debugDescription: String { description }
+}

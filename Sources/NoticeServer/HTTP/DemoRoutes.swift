@@ -11,7 +11,7 @@ struct DemoRoutes: Sendable {
     let connection: RabbitMQConnection
     let queue: String
 
-    func addRoutes(to router: Router<BasicWebSocketRequestContext>) {
+    func addRoutes(to router: Router<NoticeRequestContext>) {
         router.get("/") { _, _ in
             Response(
                 status: .ok,

@@ -10,7 +10,7 @@ struct HealthRoutes: Sendable {
     let store: any NoticeStore
     let health: ServiceHealth
 
-    func addRoutes(to router: Router<BasicWebSocketRequestContext>) {
+    func addRoutes(to router: Router<NoticeRequestContext>) {
         router.get("/health/live") { _, _ in
             jsonResponse(status: .ok, ["status": "live"])
         }

@@ -6,10 +6,11 @@ import Synchronization
 
 /// Records `delivered_at` for notices written to sessions, in batches (one transaction
 /// every 200 ms at most), off the sessions' write path.
-final class DeliveryRecorder: Service, Sendable {
+final class DeliveryRecorder: Service, Sendable, CustomStringConvertible {
     private let store: any NoticeStore
     private let logger: Logger
     private let pending = Mutex<[NoticeKey]>([])
+    var description: String { "DeliveryRecorder" }
 
     init(store: any NoticeStore, logger: Logger) {
         self.store = store

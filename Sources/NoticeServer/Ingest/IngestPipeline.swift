@@ -11,7 +11,7 @@ import ServiceLifecycle
 ///
 /// While the store fails, the batch is retried with backoff and nothing is acked, so
 /// consumption pauses at the prefetch limit and resumes by itself.
-struct IngestPipeline: Service {
+struct IngestPipeline: Service, CustomStringConvertible {
     let connection: RabbitMQConnection
     let store: any NoticeStore
     let hub: DeliveryHub
@@ -20,6 +20,7 @@ struct IngestPipeline: Service {
     let ids: NoticeIDGenerator
     let logger: Logger
     let validator = NoticeValidator()
+    var description: String { "IngestPipeline(queue: \(configuration.queue))" }
 
     func run() async throws {
         connection.start()

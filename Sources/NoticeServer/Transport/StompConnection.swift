@@ -37,7 +37,7 @@ final class StompConnection: NoticeSink {
         case notice(PushNotice, bytes: Int)
         case tick
         case inboundClosed
-        case shutdown
+        case close(message: String, detail: String)
     }
 
     let id: String
@@ -70,6 +70,10 @@ final class StompConnection: NoticeSink {
             return
         }
         eventInput.yield(.notice(notice, bytes: size))
+    }
+
+    func close(message: String, detail: String) {
+        eventInput.yield(.close(message: message, detail: detail))
     }
 
     // MARK: Driving
@@ -112,7 +116,7 @@ final class StompConnection: NoticeSink {
                 group.cancelAll()
             }
         } onGracefulShutdown: { [eventInput] in
-            eventInput.yield(.shutdown)
+            eventInput.yield(.close(message: "server shutting down", detail: "reconnect to another node"))
         }
         eventInput.finish()
         await driver.finish()
@@ -172,8 +176,8 @@ final class StompConnection: NoticeSink {
                 return await tick()
             case .inboundClosed:
                 return false
-            case .shutdown:
-                _ = await perform(session.fail("server shutting down", detail: "reconnect to another node"))
+            case .close(let message, let detail):
+                _ = await perform(session.fail(message, detail: detail))
                 return false
             }
         }

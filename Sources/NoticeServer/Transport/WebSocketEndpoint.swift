@@ -13,6 +13,7 @@ struct WebSocketEndpoint: Sendable {
 
     let environment: StompEnvironment
     let origins: OriginPolicy
+    let refused: RefusedHandshakes
     let sessionIds = SessionIDs()
 
     /// The subprotocol to answer with, from the client's `Sec-WebSocket-Protocol` offer.
@@ -22,9 +23,12 @@ struct WebSocketEndpoint: Sendable {
         return subprotocols.first { offered.contains($0) }
     }
 
-    func addRoutes(to router: Router<BasicWebSocketRequestContext>) {
-        router.ws("/ws") { request, _ in
-            guard origins.allows(request) else { return .dontUpgrade }
+    func addRoutes(to router: Router<NoticeRequestContext>) {
+        router.ws("/ws") { request, context in
+            guard origins.allows(request) else {
+                refused.refuse(context.channel)
+                return .dontUpgrade
+            }
             var headers = HTTPFields()
             if let chosen = Self.chooseSubprotocol(request.headers[.secWebSocketProtocol]) {
                 headers[.secWebSocketProtocol] = chosen

@@ -46,8 +46,7 @@ struct TestServer {
         var logger = logHandler.map { handler in Logger(label: "test.server") { _ in handler } } ?? Logger(label: "test.server")
         logger.logLevel = configuration.logLevel
         let ports = TestQueue<Int>()
-        let app = try await buildApplication(configuration, logger: logger) { port in ports.push(port) }
-        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
+        let group = try await buildService(configuration, logger: logger) { port in ports.push(port) }
         let task = Task { try await group.run() }
         guard let port = await ports.next(timeout: .seconds(30)) else {
             task.cancel()

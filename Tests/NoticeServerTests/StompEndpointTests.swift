@@ -1,0 +1,220 @@
+import Foundation
+import HTTPTypes
+import Logging
+import NoticeCore
+import STOMP
+import Synchronization
+import Testing
+
+@testable import NoticeServer
+
+/// The STOMP rules of SPEC §4 as a browser meets them, over a real WebSocket.
+@Suite(.serialized) struct StompEndpointTests {
+    @Test func subscribingToAnotherUsersDestinationIsForbiddenAndCloses() async throws {
+        let server = try await TestServer.start()
+        let alice = try await server.client()
+        #expect(await alice.connect(token: "alice")?.headers["user-name"] == "1")
+        let error = try #require(await alice.subscribe("/notice/2/remind"))
+        #expect(error.command == .error)
+        #expect(error.headers["message"] == "forbidden")
+        #expect(await alice.waitUntilClosed())
+        try await server.stop()
+    }
+
+    @Test func unknownOrMissingTokenIsUnauthorized() async throws {
+        let server = try await TestServer.start()
+        for token in ["nope", nil] as [String?] {
+            let client = try await server.client()
+            let error = try #require(await client.connect(token: token))
+            #expect(error.command == .error)
+            #expect(error.headers["message"] == "unauthorized")
+            #expect(await client.waitUntilClosed())
+        }
+        try await server.stop()
+    }
+
+    @Test func tokenFromTheHandshakeQuery() async throws {
+        let server = try await TestServer.start()
+        let client = try await StompTestClient.open(port: server.port, path: "/ws?access_token=bob")
+        let connected = try #require(await client.connect(token: nil, acceptVersion: "1.1,1.0"))
+        #expect(connected.command == .connected)
+        #expect(connected.headers["user-name"] == "2")
+        #expect(connected.headers["version"] == "1.1")
+        client.close()
+        try await server.stop()
+    }
+
+    @Test func legacyFlowProbeAndDisconnectReceipt() async throws {
+        let server = try await TestServer.start()
+        let client = try await server.client()
+        #expect(await client.connect(token: "alice", acceptVersion: "1.1,1.0", heartBeat: "10000,10000")?.headers["heart-beat"] == "10000,10000")
+        #expect(await client.subscribe("/notice/1/remind")?.command == .receipt)
+        // stomp.js `send('test')`: a SEND without destination or body.
+        client.send(StompFrame(.send), version: .v1_1)
+        client.send(StompFrame(.send, headers: ["destination": "test", "receipt": "probe"]), version: .v1_1)
+        #expect(await client.frames.next()?.headers["receipt-id"] == "probe")
+        client.send(StompFrame(.disconnect, headers: ["receipt": "bye"]), version: .v1_1)
+        let receipt = try #require(await client.frames.next())
+        #expect(receipt.command == .receipt)
+        #expect(receipt.headers["receipt-id"] == "bye")
+        #expect(await client.waitUntilClosed())
+        try await server.stop()
+    }
+
+    @Test func connectionWithoutConnectIsClosed() async throws {
+        let server = try await TestServer.start(TestServer.settings(), connectTimeout: .seconds(1))
+        let client = try await server.client()
+        let error = try #require(await client.frames.next(timeout: .seconds(5)))
+        #expect(error.headers["message"] == "connect timeout")
+        #expect(await client.waitUntilClosed())
+        try await server.stop()
+    }
+
+    @Test func oversizedFramesAndHeaderFloodsGetErrorAndOthersCarryOn() async throws {
+        var settings = TestServer.settings()
+        settings["NOTICE_MAX_FRAME_BYTES"] = "4096"
+        let server = try await TestServer.start(settings)
+        let bystander = try await server.subscribedClient(token: "carol", user: "3")
+
+        let big = try await server.client()
+        #expect(await big.connect(token: "alice")?.command == .connected)
+        big.sendRaw("SEND\ndestination:/app/x\n\n" + String(repeating: "x", count: 5000) + "\0")
+        #expect(await big.frames.next()?.headers["message"] == "frame too large")
+        #expect(await big.waitUntilClosed())
+
+        let flood = try await server.client()
+        #expect(await flood.connect(token: "bob")?.command == .connected)
+        flood.sendRaw("SEND\n" + (0..<65).map { "h\($0):v\n" }.joined() + "\n\0")
+        #expect(await flood.frames.next()?.headers["message"] == "frame too large")
+        #expect(await flood.waitUntilClosed())
+
+        let garbage = try await server.client()
+        garbage.sendRaw("HELLO\n\n\0")
+        #expect(await garbage.frames.next()?.headers["message"] == "syntax error")
+        #expect(await garbage.waitUntilClosed())
+
+        let broker = await TestBroker()
+        try await broker.publish(#"{"userId":3,"title":"fine"}"#, to: server.configuration.queue)
+        #expect(await bystander.frames.next()?.command == .message)
+        bystander.close()
+        await broker.close()
+        try await server.stop()
+    }
+
+    @Test func silentClientIsClosedAfterTwiceItsHeartBeat() async throws {
+        var settings = TestServer.settings()
+        settings["NOTICE_HEARTBEAT_MS"] = "500"
+        let server = try await TestServer.start(settings)
+        let client = try await server.client()
+        let connected = try #require(await client.connect(token: "alice", heartBeat: "500,500"))
+        #expect(connected.headers["heart-beat"] == "500,500")
+        let error = try #require(await client.frames.next(timeout: .seconds(6)))
+        #expect(error.headers["message"] == "heart-beat timeout")
+        #expect(client.heartBeats.count >= 1)
+        #expect(await client.waitUntilClosed())
+        try await server.stop()
+    }
+
+    @Test func sessionsPerUserAreCapped() async throws {
+        var settings = TestServer.settings()
+        settings["NOTICE_MAX_SESSIONS_PER_USER"] = "2"
+        let server = try await TestServer.start(settings)
+        let first = try await server.client()
+        let second = try await server.client()
+        let third = try await server.client()
+        #expect(await first.connect(token: "alice")?.command == .connected)
+        #expect(await second.connect(token: "alice")?.command == .connected)
+        #expect(await third.connect(token: "alice")?.headers["message"] == "too many sessions")
+        first.close()
+        #expect(await first.waitUntilClosed())
+        try await Task.sleep(for: .milliseconds(200))
+        let fourth = try await server.client()
+        #expect(await fourth.connect(token: "alice")?.command == .connected)
+        second.close()
+        fourth.close()
+        try await server.stop()
+    }
+
+    @Test func shutdownTellsSessionsBeforeClosing() async throws {
+        let server = try await TestServer.start()
+        let client = try await server.subscribedClient(token: "alice", user: "1")
+        try await server.stop()
+        let error = try #require(await client.frames.next())
+        #expect(error.command == .error)
+        #expect(error.headers["message"] == "server shutting down")
+        #expect(await client.waitUntilClosed())
+    }
+
+    @Test func crossOriginHandshakesAreRefused() async throws {
+        let server = try await TestServer.start()
+        let evil = try await server.get("/ws", headers: ["Origin": "https://evil.example"])
+        #expect(evil.status == 403)
+        #expect(evil.body.contains("forbidden_origin"))
+        #expect(try await server.get("/ws").status == 400)
+        // A real upgrade request from a foreign origin, with curl.
+        let curl = Process()
+        curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        curl.arguments = [
+            "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "5",
+            "-H", "Connection: Upgrade", "-H", "Upgrade: websocket", "-H", "Sec-WebSocket-Version: 13",
+            "-H", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "-H", "Origin: https://evil.example",
+            "http://127.0.0.1:\(server.port)/ws",
+        ]
+        let output = Pipe()
+        curl.standardOutput = output
+        try curl.run()
+        curl.waitUntilExit()
+        #expect(String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) == "403")
+        try await server.stop()
+    }
+
+    @Test func subprotocolPreference() {
+        #expect(WebSocketEndpoint.chooseSubprotocol("v10.stomp, v11.stomp") == "v11.stomp")
+        #expect(WebSocketEndpoint.chooseSubprotocol("v12.stomp,v10.stomp") == "v12.stomp")
+        #expect(WebSocketEndpoint.chooseSubprotocol("mqtt") == nil)
+        #expect(WebSocketEndpoint.chooseSubprotocol(nil) == nil)
+    }
+
+    @Test func tokensNeverReachTheLogs() async throws {
+        let capture = CapturingLogHandler()
+        var settings = TestServer.settings()
+        settings["NOTICE_LOG_LEVEL"] = "trace"
+        settings["NOTICE_DEV_TOKENS"] = "secret-token-alice:1"
+        let server = try await TestServer.start(settings, logHandler: capture)
+        let client = try await server.client()
+        #expect(await client.connect(token: "secret-token-alice")?.command == .connected)
+        let wrong = try await server.client()
+        #expect(await wrong.connect(token: "secret-token-wrong")?.command == .error)
+        client.close()
+        try await server.stop()
+        #expect(capture.lines.count > 3)
+        let leaks = capture.lines.filter { $0.contains("secret-token") }
+        #expect(leaks.isEmpty, "\(leaks)")
+    }
+}
+
+/// A log handler that keeps every line, message and metadata, for assertions.
+final class CapturingLogHandler: LogHandler, Sendable {
+    private let storage = Mutex<[String]>([])
+    var lines: [String] { storage.withLock { $0 } }
+
+    // Shared by every logger made from it: good enough to capture everything written.
+    private let attached = Mutex<Logger.Metadata>([:])
+    var metadata: Logger.Metadata {
+        get { attached.withLock { $0 } }
+        set { attached.withLock { $0 = newValue } }
+    }
+    var logLevel: Logger.Level {
+        get { .trace }
+        set {}
+    }
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { attached.withLock { $0[key] } }
+        set { attached.withLock { $0[key] = newValue } }
+    }
+
+    func log(event: LogEvent) {
+        let line = "\(event.level) \(event.message) \(metadata) \(event.metadata ?? [:])"
+        storage.withLock { $0.append(line) }
+    }
+}
