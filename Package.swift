@@ -79,6 +79,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Load generator: STOMP-over-WebSocket sessions and a publisher on the real queue.
+        .executableTarget(
+            name: "notice-bench",
+            dependencies: [
+                "RabbitMQ", "STOMP",
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "RabbitMQTests", dependencies: ["RabbitMQ"], swiftSettings: swiftSettings),
         .testTarget(name: "STOMPTests", dependencies: ["STOMP"], swiftSettings: swiftSettings),
         .testTarget(name: "NoticeCoreTests", dependencies: ["NoticeCore"], swiftSettings: swiftSettings),

@@ -49,6 +49,9 @@ enum DemoPage {
             $('to').add(new Option('user ' + u.userId, u.userId));
           }
           $('to').add(new Option('everyone (broadcast)', '*'));
+          // /?token=<dev token> connects straight away (handy for scripted checks).
+          const token = new URLSearchParams(location.search).get('token');
+          if (token && list.some(u => u.token === token)) { $('user').value = token; $('connect').onclick(); }
         });
         function frame(command, headers, body) {
           let text = command + '\n';
