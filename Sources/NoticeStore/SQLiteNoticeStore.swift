@@ -45,6 +45,14 @@ public final class SQLiteNoticeStore: NoticeStore {
                     """
             )
         }
+        migrator.registerMigration("v2-source-key") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE notice ADD COLUMN source_key TEXT;
+                    CREATE INDEX notice_source_key ON notice (source_key) WHERE source_key IS NOT NULL;
+                    """
+            )
+        }
         return migrator
     }
 
@@ -54,15 +62,27 @@ public final class SQLiteNoticeStore: NoticeStore {
             var inserted = Set<NoticeKey>()
             let statement = try db.cachedStatement(
                 sql: """
-                    INSERT INTO notice (notice_id, recipient, payload, created_at) VALUES (?, ?, ?, ?)
+                    INSERT INTO notice (notice_id, recipient, payload, created_at, source_key) VALUES (?, ?, ?, ?, ?)
                     ON CONFLICT (notice_id, recipient) DO NOTHING
                     """
             )
             for row in rows {
-                try statement.execute(arguments: [row.noticeId, row.recipient ?? "", row.payload, row.createdAt])
+                try statement.execute(arguments: [row.noticeId, row.recipient ?? "", row.payload, row.createdAt, row.sourceKey])
                 if db.changesCount > 0 { inserted.insert(row.key) }
             }
             return inserted
+        }
+    }
+
+    public func noticeIds(forSourceKeys keys: [String]) async throws -> [String: Int64] {
+        guard !keys.isEmpty else { return [:] }
+        return try await pool.read { db in
+            var ids: [String: Int64] = [:]
+            let statement = try db.cachedStatement(sql: "SELECT notice_id FROM notice WHERE source_key = ? LIMIT 1")
+            for key in Set(keys) {
+                if let id = try Int64.fetchOne(statement, arguments: [key]) { ids[key] = id }
+            }
+            return ids
         }
     }
 

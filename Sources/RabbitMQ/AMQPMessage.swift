@@ -147,4 +147,12 @@ public struct AMQPDelivery: Sendable, Hashable {
     public var exchange: String
     public var routingKey: String
     public var message: AMQPMessage
+
+    public init(tag: DeliveryTag, redelivered: Bool, exchange: String, routingKey: String, message: AMQPMessage) {
+        self.tag = tag
+        self.redelivered = redelivered
+        self.exchange = exchange
+        self.routingKey = routingKey
+        self.message = message
+    }
 }

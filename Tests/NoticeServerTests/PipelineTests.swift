@@ -242,3 +242,46 @@ import Testing
         try await server.stop()
     }
 }
+
+@Suite(.serialized) struct ReconnectTests {
+    /// Runs rabbitmqctl and returns its standard output.
+    func rabbitmqctl(_ arguments: String...) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/sbin/rabbitmqctl")
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(["HOME": "/var/lib/rabbitmq"]) { $1 }
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    @Test func aDroppedBrokerConnectionIsReestablishedAndSessionsStayOpen() async throws {
+        let server = try await TestServer.start()
+        let alice = try await server.subscribedClient(token: "alice", user: "1")
+        let broker = await TestBroker()
+        try await broker.publish(#"{"id":1,"userId":1}"#, to: server.configuration.queue)
+        #expect(await alice.frames.next()?.command == .message)
+
+        // The broker closes the service's connection, as on a broker restart or a network cut.
+        let name = "notice-service \(server.configuration.nodeId)"
+        let line = try #require(try rabbitmqctl("list_connections", "-q", "pid", "client_properties").split(separator: "\n").first { $0.contains(name) })
+        let pid = try #require(line.split(separator: "\t").first)
+        _ = try rabbitmqctl("close_connection", String(pid), "test: simulated broker failure")
+
+        try await broker.publish(#"{"id":2,"userId":1}"#, to: server.configuration.queue)
+        let second = try #require(await alice.frames.next(timeout: .seconds(15)))
+        #expect(second.bodyText?.contains("\"id\":\"2\"") == true)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while try await server.get("/health/ready").status != 200, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(try await server.get("/health/ready").status == 200)
+        alice.close()
+        await broker.close()
+        try await server.stop()
+    }
+}

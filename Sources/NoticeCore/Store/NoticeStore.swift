@@ -6,12 +6,16 @@ public struct NoticeRow: Sendable, Hashable {
     public var payload: String
     /// Unix time in milliseconds.
     public var createdAt: Int64
+    /// For records published without an `id`: a digest of the queue message, so that a
+    /// redelivery of it can find the id assigned the first time.
+    public var sourceKey: String?
 
-    public init(noticeId: Int64, recipient: String?, payload: String, createdAt: Int64) {
+    public init(noticeId: Int64, recipient: String?, payload: String, createdAt: Int64, sourceKey: String? = nil) {
         self.noticeId = noticeId
         self.recipient = recipient
         self.payload = payload
         self.createdAt = createdAt
+        self.sourceKey = sourceKey
     }
 
     /// The key the store keeps unique.
@@ -37,6 +41,8 @@ public protocol NoticeStore: Sendable {
     /// (a redelivered message stores nothing). Throws, having stored nothing, if the
     /// store is unavailable.
     func insert(_ rows: [NoticeRow]) async throws -> Set<NoticeKey>
+    /// The notice ids already stored for these source keys (see ``NoticeRow/sourceKey``).
+    func noticeIds(forSourceKeys keys: [String]) async throws -> [String: Int64]
     /// Marks rows delivered (their notice was written to, or ACKed by, a session).
     func markDelivered(_ keys: [NoticeKey], at millis: Int64) async throws
     /// Marks the user's notice read; `false` when the user has no such notice.

@@ -49,25 +49,40 @@ struct IngestPipeline: Service, CustomStringConvertible {
         }
 
         if !accepted.isEmpty {
+            // A record published without an id gets a new one each time it is consumed; when the
+            // broker redelivers it (a crash between commit and ack), reuse the id stored the first time.
+            var sourceKeys: [Int: String] = [:]
+            for (index, item) in accepted.enumerated() where item.record.idWasAssigned {
+                sourceKeys[index] = SourceKey.of(item.delivery.message)
+            }
+            let redelivered = accepted.indices.filter { accepted[$0].delivery.redelivered }.compactMap { sourceKeys[$0] }
+            if !redelivered.isEmpty {
+                guard let known = await retryingStore({ try await store.noticeIds(forSourceKeys: redelivered) }) else { return }
+                for (index, key) in sourceKeys {
+                    if let id = known[key] { accepted[index].record.id = id }
+                }
+            }
+
             let now = Date()
             let millis = Int64((now.timeIntervalSince1970 * 1000).rounded(.down))
             let createdAt = Self.rfc3339(millis: millis)
             var rows: [NoticeRow] = []
             var pushed: [NoticeKey: Bool] = [:]
-            for (_, record) in accepted {
+            for (index, (_, record)) in accepted.enumerated() {
                 let push = record.isPushed(pushTargets: configuration.pushTargets)
+                let sourceKey = sourceKeys[index]
                 switch record.audience {
                 case .broadcast:
-                    rows.append(NoticeRow(noticeId: record.id, recipient: nil, payload: record.payload(for: nil, createdAt: createdAt), createdAt: millis))
+                    rows.append(NoticeRow(noticeId: record.id, recipient: nil, payload: record.payload(for: nil, createdAt: createdAt), createdAt: millis, sourceKey: sourceKey))
                     pushed[NoticeKey(noticeId: record.id, recipient: nil)] = push
                 case .users(let users):
                     for user in users {
-                        rows.append(NoticeRow(noticeId: record.id, recipient: user, payload: record.payload(for: user, createdAt: createdAt), createdAt: millis))
+                        rows.append(NoticeRow(noticeId: record.id, recipient: user, payload: record.payload(for: user, createdAt: createdAt), createdAt: millis, sourceKey: sourceKey))
                         pushed[NoticeKey(noticeId: record.id, recipient: user)] = push
                     }
                 }
             }
-            guard let inserted = await commit(rows) else { return }
+            guard let inserted = await retryingStore({ try await store.insert(rows) }) else { return }
             connection.settle(accepted.map(\.delivery.tag))
             let notices = rows.filter { inserted.contains($0.key) && pushed[$0.key] == true }
                 .map { PushNotice(key: $0.key, payload: $0.payload) }
@@ -82,20 +97,21 @@ struct IngestPipeline: Service, CustomStringConvertible {
         }
     }
 
-    /// Commits, retrying while the store fails; `nil` when shutdown interrupted the retries.
-    private func commit(_ rows: [NoticeRow]) async -> Set<NoticeKey>? {
+    /// Runs a store operation, retrying with backoff while the store fails; `nil` when
+    /// shutdown interrupted the retries (then nothing is acked and the broker keeps the messages).
+    private func retryingStore<Result: Sendable>(_ operation: () async throws -> Result) async -> Result? {
         var delay = Duration.milliseconds(50)
         while true {
             do {
-                let inserted = try await store.insert(rows)
+                let result = try await operation()
                 if health.storeError != nil {
                     health.storeRecovered()
                     logger.info("store recovered")
                 }
-                return inserted
+                return result
             } catch {
                 health.storeFailed("\(error)")
-                logger.error("store commit failed; not acking, will retry", metadata: ["error": "\(error)", "retry.after": "\(delay)"])
+                logger.error("store operation failed; not acking, will retry", metadata: ["error": "\(error)", "retry.after": "\(delay)"])
             }
             do {
                 try await Task.sleep(for: delay)

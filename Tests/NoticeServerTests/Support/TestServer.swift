@@ -33,7 +33,7 @@ struct TestServer {
             "NOTICE_AMQP_EXCHANGE": "\(queue).direct",
             "NOTICE_DB_URL": "sqlite:\(path)",
             "NOTICE_DEV_TOKENS": devTokens,
-            "NOTICE_NODE_ID": "test",
+            "NOTICE_NODE_ID": "test-\(UUID().uuidString.prefix(8))",
             "NOTICE_LOG_LEVEL": "warning",
             // The origin swift-websocket's client sends (scheme and host, no port).
             "NOTICE_ALLOWED_ORIGINS": "ws://127.0.0.1",

@@ -1,0 +1,76 @@
+import Foundation
+import Logging
+import NoticeCore
+import NoticeStore
+import RabbitMQ
+import Synchronization
+import Testing
+
+@testable import NoticeServer
+
+final class CollectingSink: NoticeSink {
+    let notices = Mutex<[PushNotice]>([])
+    func push(_ notice: PushNotice) { notices.withLock { $0.append(notice) } }
+    func close(message: String, detail: String) {}
+}
+
+/// The pipeline's batch logic against a real SQLite file (no broker needed: deliveries are built here).
+@Suite struct IngestPipelineTests {
+    func makePipeline() async throws -> (IngestPipeline, SQLiteNoticeStore, CollectingSink) {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("pipeline-\(UUID().uuidString)/n.sqlite").path
+        let store = try SQLiteNoticeStore(path: path)
+        try await store.migrate()
+        let configuration = try NoticeServiceConfiguration(values: ["NOTICE_DEV_TOKENS": "t:1", "NOTICE_NODE_ID": "unit"])
+        let hub = DeliveryHub(maxSessionsPerUser: 4)
+        let sink = CollectingSink()
+        _ = hub.register(sink, userId: "1")
+        let clock = Mutex<Int64>(1_800_000_000_000)
+        let pipeline = IngestPipeline(
+            connection: RabbitMQConnection(configuration: .init(), topology: .init(), logger: Logger(label: "unit")),
+            store: store,
+            hub: hub,
+            health: ServiceHealth(),
+            configuration: configuration,
+            ids: NoticeIDGenerator(nodeId: "unit") { clock.withLock { $0 += 1; return $0 } },
+            logger: Logger(label: "unit")
+        )
+        return (pipeline, store, sink)
+    }
+
+    func delivery(_ json: String, tag: UInt64, redelivered: Bool, messageId: String? = nil) -> AMQPDelivery {
+        AMQPDelivery(
+            tag: DeliveryTag(connection: 1, value: tag),
+            redelivered: redelivered,
+            exchange: "",
+            routingKey: "q",
+            message: AMQPMessage(body: Array(json.utf8), properties: AMQPProperties(messageId: messageId))
+        )
+    }
+
+    @Test func aRedeliveredRecordWithoutIdIsStoredAndPushedOnce() async throws {
+        let (pipeline, store, sink) = try await makePipeline()
+        await pipeline.process([delivery(#"{"userIds":[1,2],"title":"no id"}"#, tag: 1, redelivered: false)])
+        #expect(try await store.count() == 2)
+        // The same message again, as the broker redelivers it after a crash before the ack.
+        await pipeline.process([delivery(#"{"userIds":[1,2],"title":"no id"}"#, tag: 1, redelivered: true)])
+        #expect(try await store.count() == 2)
+        #expect(sink.notices.withLock { $0.count } == 1)
+        // A new publish of the same text is a new notice; so is one with another message-id.
+        await pipeline.process([delivery(#"{"userIds":[1,2],"title":"no id"}"#, tag: 2, redelivered: false)])
+        await pipeline.process([delivery(#"{"userIds":[1,2],"title":"no id"}"#, tag: 3, redelivered: true, messageId: "other")])
+        #expect(try await store.count() == 6)
+        try await store.close()
+    }
+
+    @Test func aBatchMixesStoredAndRejectedMessagesInOrder() async throws {
+        let (pipeline, store, sink) = try await makePipeline()
+        await pipeline.process([
+            delivery(#"{"id":1,"userId":1}"#, tag: 1, redelivered: false),
+            delivery(#"{"id":2,"userId":1,"sendTarget":"MAIL"}"#, tag: 2, redelivered: false),
+            delivery(#"{"id":3,"userId":1}"#, tag: 3, redelivered: false),
+        ])
+        #expect(sink.notices.withLock { $0.map(\.key.noticeId) } == [1, 3])
+        #expect(try await store.count() == 3)
+        try await store.close()
+    }
+}
