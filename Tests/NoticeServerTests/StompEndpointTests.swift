@@ -218,3 +218,36 @@ final class CapturingLogHandler: LogHandler, Sendable {
         storage.withLock { $0.append(line) }
     }
 }
+
+@Suite(.serialized) struct SlowReaderTests {
+    @Test func aReaderThatNeverReadsIsCutOffAndOthersGetEverything() async throws {
+        var settings = TestServer.settings()
+        settings["NOTICE_MAX_OUTBOUND_BYTES"] = "262144"
+        let server = try await TestServer.start(settings)
+        let bystander = try await server.subscribedClient(token: "alice", user: "1")
+
+        let slow = try RawWebSocket(port: server.port)
+        try slow.sendText("CONNECT\naccept-version:1.2\nheart-beat:0,0\nAuthorization:Bearer alice\n\n\0")
+        try slow.sendText("SUBSCRIBE\nid:0\ndestination:/notice/1/remind\nreceipt:r\n\n\0")
+        try await Task.sleep(for: .milliseconds(300))
+
+        let broker = await TestBroker()
+        let content = String(repeating: "x", count: 8_000)
+        let count = 800
+        for id in 1...count {
+            try await broker.publish(#"{"id":\#(id),"userId":1,"content":"\#(content)"}"#, to: server.configuration.queue)
+        }
+        var received = 0
+        while received < count, let frame = await bystander.frames.next(timeout: .seconds(20)) {
+            if frame.command == .message { received += 1 }
+        }
+        #expect(received == count)
+        // 6.4 MB were sent to a socket that reads nothing; past the grace period the server
+        // gives up on it (reading only afterwards, to see the close).
+        try await Task.sleep(for: .seconds(5))
+        #expect(slow.drainUntilClosed(timeout: .seconds(20)))
+        bystander.close()
+        await broker.close()
+        try await server.stop()
+    }
+}

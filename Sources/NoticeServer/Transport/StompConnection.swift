@@ -14,7 +14,12 @@ struct StompEnvironment: Sendable {
     let recorder: DeliveryRecorder
     let session: StompSession.Configuration
     let maxFrameBytes: Int
+    /// Notices queued for one connection may exceed this only for ``slowReaderGrace``.
     let maxOutboundBytes: Int
+    /// How long a connection may stay over ``maxOutboundBytes`` before it is cut off.
+    var slowReaderGrace: Duration = .seconds(3)
+    /// Over `maxOutboundBytes` times this, a connection is cut off at once (the memory bound).
+    static let hardLimitFactor = 16
     let connectTimeout: Duration
     let logger: Logger
 }
@@ -30,7 +35,8 @@ protocol StompOutbound: Sendable {
 ///
 /// All session state lives in ``run(inbound:outbound:)``'s task; other tasks reach it
 /// only through the event stream. The outbound queue is bounded in bytes: a reader that
-/// falls behind by more than `maxOutboundBytes` is cut off (its notices stay stored).
+/// stays more than `maxOutboundBytes` behind for `slowReaderGrace`, or falls 16 times that
+/// behind at all, is cut off (its notices stay stored). A burst a reader is draining is fine.
 final class StompConnection: NoticeSink {
     enum Event: Sendable {
         case bytes(ByteBuffer)
@@ -47,6 +53,8 @@ final class StompConnection: NoticeSink {
     private let eventInput: AsyncStream<Event>.Continuation
     private let queuedBytes = Atomic<Int>(0)
     private let overflowed = Atomic<Bool>(false)
+    /// Monotonic time (ns) at which the queue went over the limit; 0 while under it.
+    private let overLimitSince = Atomic<Int64>(0)
     private let cancelDriver = Mutex<(@Sendable () -> Void)?>(nil)
 
     init(id: String, handshakeToken: String?, environment: StompEnvironment) {
@@ -62,14 +70,40 @@ final class StompConnection: NoticeSink {
         guard !overflowed.load(ordering: .relaxed) else { return }
         let size = notice.payload.utf8.count + 256
         let queued = queuedBytes.wrappingAdd(size, ordering: .relaxed).newValue
-        guard queued <= environment.maxOutboundBytes else {
-            if !overflowed.exchange(true, ordering: .relaxed) {
-                environment.logger.warning("slow reader cut off", metadata: ["stomp.session": "\(id)", "stomp.queued_bytes": "\(queued)"])
-                cancelDriver.withLock { $0 }?()
-            }
+        if queued > environment.maxOutboundBytes * StompEnvironment.hardLimitFactor {
+            cutOff(queued: queued)
             return
         }
+        if queued > environment.maxOutboundBytes {
+            _ = overLimitSince.compareExchange(expected: 0, desired: Self.uptimeNanos(), ordering: .relaxed)
+        }
         eventInput.yield(.notice(notice, bytes: size))
+    }
+
+    /// Called by the driver when it has taken a notice off the queue.
+    private func dequeued(_ bytes: Int) {
+        if queuedBytes.wrappingSubtract(bytes, ordering: .relaxed).newValue <= environment.maxOutboundBytes {
+            overLimitSince.store(0, ordering: .relaxed)
+        }
+    }
+
+    /// Cuts the connection off if it has stayed over the outbound limit for the grace period.
+    private func checkSlowReader() {
+        let since = overLimitSince.load(ordering: .relaxed)
+        guard since != 0, Self.uptimeNanos() - since > Int64(environment.slowReaderGrace.components.seconds) * 1_000_000_000 else { return }
+        cutOff(queued: queuedBytes.load(ordering: .relaxed))
+    }
+
+    private func cutOff(queued: Int) {
+        guard !overflowed.exchange(true, ordering: .relaxed) else { return }
+        environment.logger.warning("slow reader cut off", metadata: ["stomp.session": "\(id)", "stomp.queued_bytes": "\(queued)"])
+        cancelDriver.withLock { $0 }?()
+    }
+
+    private static func uptimeNanos() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
     }
 
     func close(message: String, detail: String) {
@@ -104,13 +138,13 @@ final class StompConnection: NoticeSink {
                 group.addTask { [eventInput] in
                     while !Task.isCancelled {
                         try? await Task.sleep(for: .seconds(1))
+                        // Checked here, not by the driver, which may be blocked writing to this reader.
+                        self.checkSlowReader()
                         eventInput.yield(.tick)
                     }
                 }
                 for await event in events {
-                    if case .notice(_, let bytes) = event {
-                        queuedBytes.wrappingSubtract(bytes, ordering: .relaxed)
-                    }
+                    if case .notice(_, let bytes) = event { dequeued(bytes) }
                     guard await driver.handle(event), !Task.isCancelled else { break }
                 }
                 group.cancelAll()
