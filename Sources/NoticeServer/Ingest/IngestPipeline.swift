@@ -102,6 +102,8 @@ struct IngestPipeline: Service, CustomStringConvertible {
     private func retryingStore<Result: Sendable>(_ operation: () async throws -> Result) async -> Result? {
         var delay = Duration.milliseconds(50)
         while true {
+            // Shutting down with the store failing: leave the messages to the broker at once.
+            if Task.isShuttingDownGracefully, health.storeError != nil { return nil }
             do {
                 let result = try await operation()
                 if health.storeError != nil {
@@ -114,11 +116,10 @@ struct IngestPipeline: Service, CustomStringConvertible {
                 logger.error("store operation failed; not acking, will retry", metadata: ["error": "\(error)", "retry.after": "\(delay)"])
             }
             do {
-                try await Task.sleep(for: delay)
+                try await cancelWhenGracefulShutdown { [delay] in try await Task.sleep(for: delay) }
             } catch {
                 return nil
             }
-            if Task.isShuttingDownGracefully { return nil }
             delay = min(delay * 2, .seconds(5))
         }
     }
