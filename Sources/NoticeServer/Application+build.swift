@@ -150,7 +150,7 @@ struct SessionCloser: Service, CustomStringConvertible {
         hub.closeAll(message: "server shutting down", detail: "reconnect to another node")
         let deadline = ContinuousClock.now + .seconds(5)
         while hub.sessionCount > 0, ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(10))
+            do { try await Task.sleep(for: .milliseconds(10)) } catch { break }
         }
         logger.info("sessions closed", metadata: ["stomp.sessions": "\(open)", "stomp.still_open": "\(hub.sessionCount)"])
     }

@@ -54,11 +54,16 @@ struct NoticeBench: AsyncParsableCommand {
         let started = ContinuousClock.now
         switch mode {
         case .latency:
-            for index in 0..<count {
-                let due = started + .nanoseconds(Int64(index) * 1_000_000_000 / Int64(rate))
-                let now = ContinuousClock.now
-                if due > now { try await Task.sleep(until: due) }
-                try await broker.publish(Self.notice(index: index, users: users), exchange: "", routingKey: queue)
+            // Each publish is sent at its due time; confirms are awaited concurrently, so a slow
+            // confirm never delays the next publish (an open-loop generator).
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for index in 0..<count {
+                    let due = started + .nanoseconds(Int64(index) * 1_000_000_000 / Int64(rate))
+                    if due > ContinuousClock.now { try await Task.sleep(until: due) }
+                    let message = Self.notice(index: index, users: users)
+                    group.addTask { try await broker.publish(message, exchange: "", routingKey: queue) }
+                }
+                try await group.waitForAll()
             }
         case .throughput:
             try await withThrowingTaskGroup(of: Void.self) { group in

@@ -22,12 +22,15 @@ final class DeliveryRecorder: Service, Sendable, CustomStringConvertible {
     }
 
     func run() async throws {
-        await withGracefulShutdownHandler {
-            while !Task.isShuttingDownGracefully {
-                try? await Task.sleep(for: .milliseconds(200))
-                await flush()
+        // Ends on graceful shutdown or cancellation alike (a cancelled sleep must not spin).
+        while !Task.isCancelled, !Task.isShuttingDownGracefully {
+            do {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(200)) }
+            } catch {
+                break
             }
-        } onGracefulShutdown: {}
+            await flush()
+        }
         await flush()
     }
 
