@@ -89,10 +89,18 @@ public final class RabbitMQConnection: Sendable {
         }
     }
 
-    /// Binds `queue` to `exchange` with `routingKey` (added to nothing on reconnect).
+    /// Binds `queue` to `exchange` with `routingKey` now. Not remembered: after a reconnect
+    /// only the ``AMQPTopology`` is declared again, so callers re-bind what they still need.
     public func bind(queue: String, exchange: String, routingKey: String) async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             mailbox.post(.bind(AMQPTopology.Binding(queue: queue, exchange: exchange, routingKey: routingKey), unbind: false, continuation))
+        }
+    }
+
+    /// Removes a binding made with ``bind(queue:exchange:routingKey:)``.
+    public func unbind(queue: String, exchange: String, routingKey: String) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            mailbox.post(.bind(AMQPTopology.Binding(queue: queue, exchange: exchange, routingKey: routingKey), unbind: true, continuation))
         }
     }
 

@@ -108,3 +108,37 @@ import Testing
         await connection.shutdown()
     }
 }
+
+@Suite struct RabbitMQBindingTests {
+    @Test func bindAndUnbindRouteThroughAnExchange() async throws {
+        let queue = "test.amqp.\(UUID().uuidString)"
+        var logger = Logger(label: "test.amqp")
+        logger.logLevel = .warning
+        let connection = RabbitMQConnection(
+            configuration: AMQPConfiguration(url: RabbitMQConnectionTests.url, connectionName: "rabbitmq-tests"),
+            topology: AMQPTopology(
+                queues: [.init(name: queue, durable: false, exclusive: false, autoDelete: false)],
+                exchanges: [.init(name: "test.amqp.topic", type: "topic", durable: false)],
+                consume: queue
+            ),
+            logger: logger
+        )
+        connection.start()
+        await connection.waitUntilConnected()
+        try await connection.bind(queue: queue, exchange: "test.amqp.topic", routingKey: "user.7")
+        try await connection.publish(AMQPMessage(body: [1]), exchange: "test.amqp.topic", routingKey: "user.7")
+        try await connection.unbind(queue: queue, exchange: "test.amqp.topic", routingKey: "user.7")
+        try await connection.publish(AMQPMessage(body: [2]), exchange: "test.amqp.topic", routingKey: "user.7")
+        try await connection.bind(queue: queue, exchange: "test.amqp.topic", routingKey: "broadcast")
+        try await connection.publish(AMQPMessage(body: [3]), exchange: "test.amqp.topic", routingKey: "broadcast")
+
+        var bodies: [[UInt8]] = []
+        for await batch in connection.deliveries {
+            bodies += batch.map { $0.message.body }
+            connection.settle(batch.map(\.tag))
+            if bodies.count >= 2 { break }
+        }
+        #expect(bodies == [[1], [3]])
+        await connection.shutdown()
+    }
+}
