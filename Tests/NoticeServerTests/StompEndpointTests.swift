@@ -168,6 +168,24 @@ import Testing
         try await server.stop()
     }
 
+    @Test func aFloodOfFramesIsServedInOrderWithoutLoss() async throws {
+        let server = try await TestServer.start()
+        let client = try await server.client()
+        #expect(await client.connect(token: "alice")?.command == .connected)
+        let count = 5_000
+        for chunk in stride(from: 0, to: count, by: 500) {
+            client.sendRaw((chunk..<chunk + 500).map { "SEND\ndestination:/app/x\nreceipt:\($0)\n\nping\0" }.joined())
+        }
+        var expected = 0
+        while expected < count, let frame = await client.frames.next() {
+            #expect(frame.headers["receipt-id"] == String(expected))
+            expected += 1
+        }
+        #expect(expected == count)
+        client.close()
+        try await server.stop()
+    }
+
     @Test func subprotocolPreference() {
         #expect(WebSocketEndpoint.chooseSubprotocol("v10.stomp, v11.stomp") == "v11.stomp")
         #expect(WebSocketEndpoint.chooseSubprotocol("v12.stomp,v10.stomp") == "v12.stomp")

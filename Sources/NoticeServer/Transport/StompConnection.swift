@@ -33,8 +33,10 @@ protocol StompOutbound: Sendable {
 /// One STOMP connection over any message transport: decodes client bytes, drives a
 /// ``StompSession``, writes its frames, keeps heart-beats, and is a ``NoticeSink`` for the hub.
 ///
-/// All session state lives in ``run(inbound:outbound:)``'s task; other tasks reach it
-/// only through the event stream. The outbound queue is bounded in bytes: a reader that
+/// All session state lives in ``run(outbound:)``'s task; other tasks reach it only through
+/// the event stream. Inbound bytes waiting there are bounded (the transport's reader waits,
+/// so TCP pushes back on a client that sends faster than it is served). The outbound queue is
+/// bounded in bytes: a reader that
 /// stays more than `maxOutboundBytes` behind for `slowReaderGrace`, or falls 16 times that
 /// behind at all, is cut off (its notices stay stored). A burst a reader is draining is fine.
 final class StompConnection: NoticeSink {
@@ -52,6 +54,7 @@ final class StompConnection: NoticeSink {
     private let events: AsyncStream<Event>
     private let eventInput: AsyncStream<Event>.Continuation
     private let queuedBytes = Atomic<Int>(0)
+    private let inboundBytes = Atomic<Int>(0)
     private let overflowed = Atomic<Bool>(false)
     /// Monotonic time (ns) at which the queue went over the limit; 0 while under it.
     private let overLimitSince = Atomic<Int64>(0)
@@ -112,8 +115,15 @@ final class StompConnection: NoticeSink {
 
     // MARK: Driving
 
-    /// Feeds bytes received from the client (in any split).
-    func received(_ buffer: ByteBuffer) { eventInput.yield(.bytes(buffer)) }
+    /// Feeds bytes received from the client (in any split); waits while more than four
+    /// maximum-size frames are still waiting to be decoded.
+    func received(_ buffer: ByteBuffer) async {
+        inboundBytes.wrappingAdd(buffer.readableBytes, ordering: .relaxed)
+        eventInput.yield(.bytes(buffer))
+        while inboundBytes.load(ordering: .relaxed) > 4 * environment.maxFrameBytes, !Task.isCancelled, !overflowed.load(ordering: .relaxed) {
+            try? await Task.sleep(for: .milliseconds(2))
+        }
+    }
 
     /// The client's side is closed.
     func inboundClosed() { eventInput.yield(.inboundClosed) }
@@ -144,7 +154,11 @@ final class StompConnection: NoticeSink {
                     }
                 }
                 for await event in events {
-                    if case .notice(_, let bytes) = event { dequeued(bytes) }
+                    switch event {
+                    case .notice(_, let bytes): dequeued(bytes)
+                    case .bytes(let buffer): inboundBytes.wrappingSubtract(buffer.readableBytes, ordering: .relaxed)
+                    default: break
+                    }
                     guard await driver.handle(event), !Task.isCancelled else { break }
                 }
                 group.cancelAll()

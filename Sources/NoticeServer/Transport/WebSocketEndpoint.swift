@@ -43,7 +43,7 @@ struct WebSocketEndpoint: Sendable {
                 }
                 group.addTask {
                     do {
-                        for try await frame in inbound { connection.received(frame.data) }
+                        for try await frame in inbound { await connection.received(frame.data) }
                     } catch {}
                     connection.inboundClosed()
                 }
