@@ -18,6 +18,8 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
@@ -38,6 +40,15 @@ let package = Package(
         ),
         // STOMP 1.0–1.2 frames, decoder, encoder: pure, no I/O.
         .target(name: "STOMP", swiftSettings: swiftSettings),
+        // RFC 7662 / Spring check_token client, cache, single flight.
+        .target(
+            name: "TokenIntrospection",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Notice records, validation, ids, the store protocol, the delivery hub, the STOMP session.
         .target(
             name: "NoticeCore",
@@ -61,7 +72,8 @@ let package = Package(
         .target(
             name: "NoticeServer",
             dependencies: [
-                "RabbitMQ", "STOMP", "NoticeCore", "NoticeStore",
+                "RabbitMQ", "STOMP", "NoticeCore", "NoticeStore", "TokenIntrospection",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "Logging", package: "swift-log"),
@@ -91,6 +103,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "RabbitMQTests", dependencies: ["RabbitMQ"], swiftSettings: swiftSettings),
+        .testTarget(name: "TokenIntrospectionTests", dependencies: ["TokenIntrospection"], swiftSettings: swiftSettings),
         .testTarget(name: "STOMPTests", dependencies: ["STOMP"], swiftSettings: swiftSettings),
         .testTarget(name: "NoticeCoreTests", dependencies: ["NoticeCore"], swiftSettings: swiftSettings),
         .testTarget(name: "NoticeStoreTests", dependencies: ["NoticeStore", "NoticeCore"], swiftSettings: swiftSettings),

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Foundation
 import Hummingbird
 import HummingbirdWebSocket
@@ -6,6 +7,7 @@ import NoticeCore
 import NoticeStore
 import RabbitMQ
 public import ServiceLifecycle
+import TokenIntrospection
 public import UnixSignals
 
 /// Builds the whole service from its configuration: store, broker connection, ingest
@@ -37,7 +39,15 @@ public func buildService(
     let health = ServiceHealth()
     let recorder = DeliveryRecorder(store: store, logger: logger)
     let verifier: any TokenVerifier
-    if let devTokens = configuration.devTokens {
+    var httpClient: HTTPClient?
+    if let introspection = configuration.introspection {
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        httpClient = client
+        let introspectionClient = IntrospectionClient(configuration: introspection, httpClient: client)
+        let introspector = TokenIntrospector(configuration: introspection) { token in await introspectionClient.introspect(token) }
+        verifier = IntrospectionVerifier(introspector: introspector, logger: logger)
+        logger.info("tokens are checked by introspection", metadata: ["auth.introspection": "\(introspection)"])
+    } else if let devTokens = configuration.devTokens {
         logger.warning("NOTICE_DEV_TOKENS is set: tokens are checked against a fixed development table, not an authorization server. Never use this in production.")
         verifier = DevTokenVerifier(users: devTokens)
     } else {
@@ -101,7 +111,7 @@ public func buildService(
     // A ServiceGroup shuts its services down in reverse order, each after the one behind it has finished.
     return ServiceGroup(
         configuration: .init(
-            services: [
+            services: (httpClient.map { [ServiceGroupConfiguration.ServiceConfiguration(service: HTTPClientService(client: $0))] } ?? []) + [
                 .init(service: StoreCloser(store: store)),
                 .init(service: app),
                 .init(service: SessionCloser(hub: hub, logger: logger)),

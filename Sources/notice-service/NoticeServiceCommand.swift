@@ -38,6 +38,11 @@ struct SettingOptions: ParsableArguments {
     @Option(help: "NOTICE_RETENTION_DAYS") var retentionDays: String?
     @Option(help: "NOTICE_DEV_TOKENS") var devTokens: String?
     @Option(help: "NOTICE_INTROSPECTION_URL") var introspectionUrl: String?
+    @Option(help: "NOTICE_INTROSPECTION_STYLE") var introspectionStyle: String?
+    @Option(help: "NOTICE_INTROSPECTION_CLIENT_ID") var introspectionClientId: String?
+    @Option(help: "NOTICE_INTROSPECTION_CLIENT_SECRET") var introspectionClientSecret: String?
+    @Option(help: "NOTICE_INTROSPECTION_CACHE_SECONDS") var introspectionCacheSeconds: String?
+    @Option(help: "NOTICE_USER_ID_CLAIMS") var userIdClaims: String?
     @Option(help: "NOTICE_NODE_ID") var nodeId: String?
     @Option(help: "NOTICE_DEMO") var demo: String?
     @Option(help: "NOTICE_LOG_LEVEL") var logLevel: String?
@@ -52,7 +57,10 @@ struct SettingOptions: ParsableArguments {
             ("NOTICE_ALLOWED_ORIGINS", allowedOrigins), ("NOTICE_HEARTBEAT_MS", heartbeatMs), ("NOTICE_MAX_FRAME_BYTES", maxFrameBytes),
             ("NOTICE_MAX_SESSIONS_PER_USER", maxSessionsPerUser), ("NOTICE_MAX_OUTBOUND_BYTES", maxOutboundBytes),
             ("NOTICE_REPLAY_LIMIT", replayLimit), ("NOTICE_RETENTION_DAYS", retentionDays), ("NOTICE_DEV_TOKENS", devTokens),
-            ("NOTICE_INTROSPECTION_URL", introspectionUrl), ("NOTICE_NODE_ID", nodeId), ("NOTICE_DEMO", demo), ("NOTICE_LOG_LEVEL", logLevel),
+            ("NOTICE_INTROSPECTION_URL", introspectionUrl), ("NOTICE_INTROSPECTION_STYLE", introspectionStyle),
+            ("NOTICE_INTROSPECTION_CLIENT_ID", introspectionClientId), ("NOTICE_INTROSPECTION_CLIENT_SECRET", introspectionClientSecret),
+            ("NOTICE_INTROSPECTION_CACHE_SECONDS", introspectionCacheSeconds), ("NOTICE_USER_ID_CLAIMS", userIdClaims),
+            ("NOTICE_NODE_ID", nodeId), ("NOTICE_DEMO", demo), ("NOTICE_LOG_LEVEL", logLevel),
         ]
         for (key, value) in options { if let value { values[key] = value } }
         for setting in settings {

@@ -62,6 +62,17 @@ final class CollectingSink: NoticeSink {
         try await store.close()
     }
 
+    @Test func theSameNoticeTwiceInOneBatchIsOneRowAndOnePush() async throws {
+        let (pipeline, store, sink) = try await makePipeline()
+        await pipeline.process([
+            delivery(#"{"id":777,"userId":1}"#, tag: 1, redelivered: false),
+            delivery(#"{"id":777,"userId":1}"#, tag: 2, redelivered: false),
+        ])
+        #expect(sink.notices.withLock { $0.map(\.key.noticeId) } == [777])
+        #expect(try await store.count() == 1)
+        try await store.close()
+    }
+
     @Test func aBatchMixesStoredAndRejectedMessagesInOrder() async throws {
         let (pipeline, store, sink) = try await makePipeline()
         await pipeline.process([

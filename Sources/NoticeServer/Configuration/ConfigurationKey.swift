@@ -30,6 +30,11 @@ public struct ConfigurationKey: Sendable, Hashable {
     public static let retentionDays = Self("NOTICE_RETENTION_DAYS", "90", "stored notices older than this are purged")
     public static let devTokens = Self("NOTICE_DEV_TOKENS", nil, "development only: token1:user1,token2:user2 instead of introspection")
     public static let introspectionURL = Self("NOTICE_INTROSPECTION_URL", nil, "token introspection endpoint (RFC 7662 or Spring check_token)")
+    public static let introspectionStyle = Self("NOTICE_INTROSPECTION_STYLE", "rfc7662", "rfc7662, or spring for /oauth/check_token")
+    public static let introspectionClientId = Self("NOTICE_INTROSPECTION_CLIENT_ID", nil, "HTTP Basic user for the introspection endpoint")
+    public static let introspectionClientSecret = Self("NOTICE_INTROSPECTION_CLIENT_SECRET", nil, "HTTP Basic password for the introspection endpoint")
+    public static let introspectionCacheSeconds = Self("NOTICE_INTROSPECTION_CACHE_SECONDS", "60", "longest time a positive introspection answer is cached (never past exp)")
+    public static let userIdClaims = Self("NOTICE_USER_ID_CLAIMS", "user_id,sub,user_name", "claims tried, in order, for the user id")
     public static let nodeId = Self("NOTICE_NODE_ID", nil, "name of this node (default: host name and process id)")
     public static let demo = Self("NOTICE_DEMO", "false", "serve the demo page at / and POST /demo/publish (needs NOTICE_DEV_TOKENS)")
     public static let logLevel = Self("NOTICE_LOG_LEVEL", "info", "trace, debug, info, notice, warning, error or critical")
@@ -38,7 +43,8 @@ public struct ConfigurationKey: Sendable, Hashable {
     public static let all: [ConfigurationKey] = [
         httpHost, httpPort, amqpURL, amqpQueue, amqpExchange, amqpPrefetch, amqpHeartbeat, pushTargets, databaseURL,
         allowedOrigins, heartbeat, maxFrameBytes, maxSessionsPerUser, maxOutboundBytes, replayLimit, retentionDays,
-        devTokens, introspectionURL, nodeId, demo, logLevel,
+        devTokens, introspectionURL, introspectionStyle, introspectionClientId, introspectionClientSecret,
+        introspectionCacheSeconds, userIdClaims, nodeId, demo, logLevel,
     ]
 
     private init(_ name: String, _ defaultValue: String?, _ help: String) {

@@ -2,6 +2,7 @@ import Foundation
 public import Logging
 public import NoticeCore
 public import RabbitMQ
+public import TokenIntrospection
 
 /// The whole service's settings, read from the environment (and command-line options,
 /// which override it) in one place, with every problem reported at once.
@@ -33,6 +34,8 @@ public struct NoticeServiceConfiguration: Sendable {
     public var replayLimit: Int
     public var retentionDays: Int
     public var devTokens: [String: String]?
+    /// Token introspection (SPEC §5); exactly one of this and ``devTokens`` is set.
+    public var introspection: IntrospectionConfiguration?
     public var nodeId: String
     public var demo: Bool
     public var logLevel: Logger.Level
@@ -86,10 +89,28 @@ public struct NoticeServiceConfiguration: Sendable {
         } else {
             devTokens = nil
         }
-        if reader.optional(.introspectionURL) != nil {
-            reader.problem(.introspectionURL, "token introspection is not supported by this build yet; use NOTICE_DEV_TOKENS")
-        } else if devTokens == nil {
-            reader.problem(.devTokens, "no token check configured: set NOTICE_DEV_TOKENS (development) or NOTICE_INTROSPECTION_URL")
+        let styleText = reader.string(.introspectionStyle).lowercased()
+        let style = IntrospectionConfiguration.Style(rawValue: styleText == "rfc" ? "rfc7662" : styleText)
+        if style == nil { reader.problem(.introspectionStyle, "must be rfc7662 or spring") }
+        let cacheSeconds = reader.int(.introspectionCacheSeconds, in: 0...86_400)
+        let claims = reader.list(.userIdClaims)
+        if claims.isEmpty { reader.problem(.userIdClaims, "must name at least one claim") }
+        if let url = reader.optional(.introspectionURL) {
+            if !(url.hasPrefix("http://") || url.hasPrefix("https://")) { reader.problem(.introspectionURL, "must be an http:// or https:// URL") }
+            if devTokens != nil { reader.problem(.devTokens, "set NOTICE_DEV_TOKENS or NOTICE_INTROSPECTION_URL, not both") }
+            introspection = IntrospectionConfiguration(
+                url: url,
+                style: style ?? .rfc7662,
+                clientId: reader.optional(.introspectionClientId),
+                clientSecret: reader.optional(.introspectionClientSecret),
+                userIdClaims: claims,
+                cacheTTL: .seconds(cacheSeconds)
+            )
+        } else {
+            introspection = nil
+            if devTokens == nil {
+                reader.problem(.introspectionURL, "no token check configured: set NOTICE_INTROSPECTION_URL (or NOTICE_DEV_TOKENS for development)")
+            }
         }
         nodeId = reader.optional(.nodeId) ?? "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
         demo = reader.bool(.demo)
@@ -169,7 +190,7 @@ extension NoticeServiceConfiguration: CustomStringConvertible, CustomDebugString
     /// A summary safe for logs: no broker password, no dev tokens.
     public var description: String {
         "NoticeServiceConfiguration(http: \(httpHost):\(httpPort), amqp: \(amqp), queue: \(queue), database: \(database), "
-            + "devTokens: \(devTokens.map { "\($0.count) entries" } ?? "none"), node: \(nodeId))"
+            + "devTokens: \(devTokens.map { "\($0.count) entries" } ?? "none"), introspection: \(introspection.map { "\($0)" } ?? "none"), node: \(nodeId))"
     }
 
     public var debugDescription: String { description }

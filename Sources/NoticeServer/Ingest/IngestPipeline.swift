@@ -70,16 +70,21 @@ struct IngestPipeline: Service, CustomStringConvertible {
             var pushed: [NoticeKey: Bool] = [:]
             for (index, (_, record)) in accepted.enumerated() {
                 let push = record.isPushed(pushTargets: configuration.pushTargets)
-                let sourceKey = sourceKeys[index]
-                switch record.audience {
-                case .broadcast:
-                    rows.append(NoticeRow(noticeId: record.id, recipient: nil, payload: record.payload(for: nil, createdAt: createdAt), createdAt: millis, sourceKey: sourceKey))
-                    pushed[NoticeKey(noticeId: record.id, recipient: nil)] = push
-                case .users(let users):
-                    for user in users {
-                        rows.append(NoticeRow(noticeId: record.id, recipient: user, payload: record.payload(for: user, createdAt: createdAt), createdAt: millis, sourceKey: sourceKey))
-                        pushed[NoticeKey(noticeId: record.id, recipient: user)] = push
-                    }
+                let recipients: [String?] = switch record.audience {
+                case .broadcast: [nil]
+                case .users(let users): users
+                }
+                for recipient in recipients {
+                    let key = NoticeKey(noticeId: record.id, recipient: recipient)
+                    // The same notice twice in one batch (a publisher retry) is one row.
+                    guard pushed[key] == nil else { continue }
+                    pushed[key] = push
+                    rows.append(
+                        NoticeRow(
+                            noticeId: record.id, recipient: recipient, payload: record.payload(for: recipient, createdAt: createdAt),
+                            createdAt: millis, sourceKey: sourceKeys[index]
+                        )
+                    )
                 }
             }
             guard let inserted = await retryingStore({ try await store.insert(rows) }) else { return }

@@ -55,6 +55,8 @@ final class StompConnection: NoticeSink {
     private let eventInput: AsyncStream<Event>.Continuation
     private let queuedBytes = Atomic<Int>(0)
     private let inboundBytes = Atomic<Int>(0)
+    /// The timer's period: 1 s, shorter when the agreed heart-beats need it.
+    private let tickMillis = Atomic<Int>(1000)
     private let overflowed = Atomic<Bool>(false)
     /// Monotonic time (ns) at which the queue went over the limit; 0 while under it.
     private let overLimitSince = Atomic<Int64>(0)
@@ -147,7 +149,7 @@ final class StompConnection: NoticeSink {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { [eventInput] in
                     while !Task.isCancelled {
-                        try? await Task.sleep(for: .seconds(1))
+                        try? await Task.sleep(for: .milliseconds(self.tickMillis.load(ordering: .relaxed)))
                         // Checked here, not by the driver, which may be blocked writing to this reader.
                         self.checkSlowReader()
                         eventInput.yield(.tick)
@@ -239,11 +241,16 @@ final class StompConnection: NoticeSink {
                     return await perform(session.fail("connect timeout", detail: "no CONNECT frame within \(environment.connectTimeout)"))
                 }
             case .connected:
+                if let expiresAt = session.principal?.expiresAt, Int64(Date().timeIntervalSince1970 * 1000) >= expiresAt * 1000 {
+                    logger.info("token expired: closing the session")
+                    return await perform(session.fail("token expired", detail: "the access token has expired; reconnect with a new one"))
+                }
                 let agreement = session.heartBeat
                 if agreement.clientSends > 0, now - lastReceived > .milliseconds(agreement.clientSends * 2) {
                     return await perform(session.fail("heart-beat timeout", detail: "nothing received for more than twice the heart-beat interval"))
                 }
-                if agreement.serverSends > 0, now - lastSent >= .milliseconds(agreement.serverSends) - .seconds(1) {
+                let tick = Duration.milliseconds(connection.tickMillis.load(ordering: .relaxed))
+                if agreement.serverSends > 0, now - lastSent >= .milliseconds(agreement.serverSends) - tick {
                     do {
                         try await outbound.send("\n")
                         lastSent = now
@@ -282,6 +289,10 @@ final class StompConnection: NoticeSink {
                     logger[metadataKey: "user.id"] = "\(principal.userId)"
                     guard await perform(session.authenticated(principal)) else { return false }
                     decoder.version = session.version
+                    let intervals = [session.heartBeat.serverSends, session.heartBeat.clientSends].filter { $0 > 0 }
+                    if let shortest = intervals.min() {
+                        connection.tickMillis.store(min(1000, max(50, shortest / 2)), ordering: .relaxed)
+                    }
                     logger.info("stomp connected", metadata: ["stomp.version": "\(session.version.rawValue)"])
                 case .markRead(let noticeId):
                     guard let user = session.principal?.userId else { continue }

@@ -1,0 +1,56 @@
+/// How to reach the authorization server's introspection endpoint (SPEC §5).
+public struct IntrospectionConfiguration: Sendable, Hashable {
+    /// Which protocol the endpoint speaks.
+    public enum Style: String, Sendable, Hashable {
+        /// RFC 7662: form `token`, `token_type_hint=access_token`; JSON with `active`.
+        case rfc7662
+        /// Spring Security OAuth `/oauth/check_token`: form `token`; 200 with claims is
+        /// active, 400/401 (`{"error":"invalid_token"}`) is not.
+        case spring
+    }
+
+    public var url: String
+    public var style: Style
+    /// HTTP Basic credentials of this service as an OAuth2 client.
+    public var clientId: String?
+    public var clientSecret: String?
+    /// The user id is the first of these claims present (strings and numbers alike).
+    public var userIdClaims: [String]
+    /// Longest time a positive answer is trusted (never past the token's `exp`).
+    public var cacheTTL: Duration
+    /// How long a negative answer is remembered.
+    public var negativeCacheTTL: Duration
+    /// Each request's deadline; a slower endpoint denies.
+    public var timeout: Duration
+    /// Most tokens remembered; the oldest are dropped beyond it.
+    public var maxCacheEntries: Int
+
+    public init(
+        url: String,
+        style: Style = .rfc7662,
+        clientId: String? = nil,
+        clientSecret: String? = nil,
+        userIdClaims: [String] = ["user_id", "sub", "user_name"],
+        cacheTTL: Duration = .seconds(60),
+        negativeCacheTTL: Duration = .seconds(5),
+        timeout: Duration = .seconds(3),
+        maxCacheEntries: Int = 100_000
+    ) {
+        self.url = url
+        self.style = style
+        self.clientId = clientId
+        self.clientSecret = clientSecret
+        self.userIdClaims = userIdClaims
+        self.cacheTTL = cacheTTL
+        self.negativeCacheTTL = negativeCacheTTL
+        self.timeout = timeout
+        self.maxCacheEntries = maxCacheEntries
+    }
+}
+
+extension IntrospectionConfiguration: CustomStringConvertible {
+    /// No client secret in logs.
+    public var description: String {
+        "IntrospectionConfiguration(url: \(url), style: \(style.rawValue), clientId: \(clientId ?? "none"), secret: \(clientSecret == nil ? "none" : "***"))"
+    }
+}

@@ -1,0 +1,137 @@
+import Foundation
+import STOMP
+import Testing
+
+@testable import NoticeServer
+
+/// SPEC §5 against a real HTTP authorization server started by the test.
+@Suite(.serialized) struct IntrospectionTests {
+    func start(_ auth: AuthorizationServer, style: String = "rfc7662", logHandler: CapturingLogHandler? = nil) async throws -> TestServer {
+        var settings = TestServer.settings()
+        settings["NOTICE_DEV_TOKENS"] = nil
+        settings["NOTICE_INTROSPECTION_URL"] = style == "spring" ? auth.checkTokenURL : auth.introspectionURL
+        settings["NOTICE_INTROSPECTION_STYLE"] = style
+        settings["NOTICE_INTROSPECTION_CLIENT_ID"] = "notice"
+        settings["NOTICE_INTROSPECTION_CLIENT_SECRET"] = "s3cret"
+        settings["NOTICE_MAX_SESSIONS_PER_USER"] = "2000"
+        if logHandler != nil { settings["NOTICE_LOG_LEVEL"] = "trace" }
+        return try await TestServer.start(settings, logHandler: logHandler)
+    }
+
+    func connect(_ server: TestServer, token: String?) async throws -> StompFrame? {
+        let client = try await server.client()
+        defer { client.close() }
+        return await client.connect(token: token)
+    }
+
+    @Test(arguments: ["rfc7662", "spring"])
+    func validTokensConnectAsTheirUserAndOthersAreRefused(style: String) async throws {
+        let auth = try await AuthorizationServer.start()
+        auth.issue("good", to: "42")
+        auth.issue("old", to: "43", expiresIn: -10)
+        let server = try await start(auth, style: style)
+        let connected = try #require(try await connect(server, token: "good"))
+        #expect(connected.command == .connected)
+        #expect(connected.headers["user-name"] == "42")
+        for token in ["old", "unknown", "", "a b", "%00"] {
+            let refused = try #require(try await connect(server, token: token))
+            #expect(refused.command == .error)
+            #expect(refused.headers["message"] == "unauthorized")
+        }
+        try await server.stop()
+        try await auth.stop()
+    }
+
+    @Test func aThousandConnectsWithOneTokenCostOneRequest() async throws {
+        let auth = try await AuthorizationServer.start()
+        auth.issue("shared", to: "7")
+        let server = try await start(auth)
+        for batch in 0..<50 {
+            try await withThrowingTaskGroup(of: String?.self) { group in
+                for _ in 0..<20 { group.addTask { try await connect(server, token: "shared")?.command.rawValue } }
+                for try await command in group { #expect(command == "CONNECTED", "batch \(batch)") }
+            }
+        }
+        #expect(auth.requests == 1)
+        try await server.stop()
+        try await auth.stop()
+    }
+
+    @Test func aHundredConcurrentConnectsWithANewTokenCostOneRequest() async throws {
+        let auth = try await AuthorizationServer.start()
+        auth.issue("fresh", to: "8")
+        auth.setDelay(.milliseconds(300))
+        let server = try await start(auth)
+        try await withThrowingTaskGroup(of: String?.self) { group in
+            for _ in 0..<100 { group.addTask { try await connect(server, token: "fresh")?.command.rawValue } }
+            for try await command in group { #expect(command == "CONNECTED") }
+        }
+        #expect(auth.requests == 1)
+        try await server.stop()
+        try await auth.stop()
+    }
+
+    @Test func aSlowOrFailingEndpointDenies() async throws {
+        let auth = try await AuthorizationServer.start()
+        auth.issue("slow", to: "9")
+        auth.issue("broken", to: "9")
+        let server = try await start(auth)
+        auth.setDelay(.milliseconds(3500))
+        let started = ContinuousClock.now
+        #expect(try await connect(server, token: "slow")?.headers["message"] == "unauthorized")
+        #expect(ContinuousClock.now - started < .seconds(3.4))
+        auth.setDelay(.zero)
+        auth.setFailing(true)
+        #expect(try await connect(server, token: "broken")?.headers["message"] == "unauthorized")
+        try await server.stop()
+        try await auth.stop()
+    }
+
+    @Test func anExpiringTokenClosesItsSessionWithinASecond() async throws {
+        let auth = try await AuthorizationServer.start()
+        auth.issue("short", to: "10", expiresIn: 2)
+        let expiresAt = Date().timeIntervalSince1970.rounded(.down) + 2
+        let server = try await start(auth)
+        let client = try await server.client()
+        #expect(await client.connect(token: "short")?.command == .connected)
+        #expect(await client.subscribe("/notice/10/remind")?.command == .receipt)
+        let error = try #require(await client.frames.next(timeout: .seconds(6)))
+        let closedAt = Date().timeIntervalSince1970
+        #expect(error.headers["message"] == "token expired")
+        #expect(closedAt >= expiresAt)
+        #expect(closedAt - expiresAt < 1.2)
+        #expect(await client.waitUntilClosed())
+        try await server.stop()
+        try await auth.stop()
+    }
+
+    @Test func connectedSessionsOutliveTheEndpoint() async throws {
+        let auth = try await AuthorizationServer.start()
+        auth.issue("steady", to: "11")
+        auth.issue("another", to: "11")
+        let server = try await start(auth)
+        let client = try await server.subscribedClient(token: "steady", user: "11")
+        try await auth.stop()
+        #expect(try await connect(server, token: "another")?.headers["message"] == "unauthorized")
+        let broker = await TestBroker()
+        try await broker.publish(#"{"userId":"11","title":"still here"}"#, to: server.configuration.queue)
+        #expect(await client.frames.next()?.command == .message)
+        client.close()
+        await broker.close()
+        try await server.stop()
+    }
+
+    @Test func tokensNeverReachTheLogs() async throws {
+        let auth = try await AuthorizationServer.start()
+        auth.issue("secret-token-1", to: "12")
+        let capture = CapturingLogHandler()
+        let server = try await start(auth, logHandler: capture)
+        #expect(try await connect(server, token: "secret-token-1")?.command == .connected)
+        #expect(try await connect(server, token: "secret-token-2")?.command == .error)
+        try await server.stop()
+        try await auth.stop()
+        let leaks = capture.lines.filter { $0.contains("secret-token") || $0.contains("s3cret") }
+        #expect(leaks.isEmpty, "\(leaks)")
+        #expect(capture.lines.contains { $0.contains("token denied") })
+    }
+}
