@@ -45,7 +45,7 @@ let package = Package(
             name: "TokenIntrospection",
             dependencies: [
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -103,7 +103,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "RabbitMQTests", dependencies: ["RabbitMQ"], swiftSettings: swiftSettings),
-        .testTarget(name: "TokenIntrospectionTests", dependencies: ["TokenIntrospection"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "TokenIntrospectionTests",
+            dependencies: ["TokenIntrospection", .product(name: "MetricsTestKit", package: "swift-metrics")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "STOMPTests", dependencies: ["STOMP"], swiftSettings: swiftSettings),
         .testTarget(name: "NoticeCoreTests", dependencies: ["NoticeCore"], swiftSettings: swiftSettings),
         .testTarget(name: "NoticeStoreTests", dependencies: ["NoticeStore", "NoticeCore"], swiftSettings: swiftSettings),

@@ -1,5 +1,5 @@
 public import Foundation
-import Metrics
+public import CoreMetrics
 import Synchronization
 
 /// Token checks with a cache in front of the endpoint (SPEC §5): positive answers are kept
@@ -19,18 +19,29 @@ public final class TokenIntrospector: Sendable {
     private let requestCount = Atomic<Int>(0)
     private let hitCount = Atomic<Int>(0)
     private let nowSeconds: @Sendable () -> Int64
+    private let requestsActive: Counter
+    private let requestsDenied: Counter
+    private let hits: Counter
+    private let duration: CoreMetrics.Timer
 
     /// - Parameters:
     ///   - introspect: the uncached check, normally ``IntrospectionClient/introspect(_:)``.
     ///   - nowSeconds: Unix time in seconds (for the `exp` bound of cached answers).
+    ///   - metrics: where `notice_introspection_requests_total{outcome}`,
+    ///     `notice_introspection_cache_hits_total` and `notice_introspection_duration_seconds` go.
     public init(
         configuration: IntrospectionConfiguration,
         nowSeconds: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) },
+        metrics: any MetricsFactory = MetricsSystem.factory,
         introspect: @escaping @Sendable (String) async -> IntrospectionResult
     ) {
         self.configuration = configuration
         self.introspect = introspect
         self.nowSeconds = nowSeconds
+        requestsActive = Counter(label: "notice_introspection_requests_total", dimensions: [("outcome", "active")], factory: metrics)
+        requestsDenied = Counter(label: "notice_introspection_requests_total", dimensions: [("outcome", "denied")], factory: metrics)
+        hits = Counter(label: "notice_introspection_cache_hits_total", factory: metrics)
+        duration = CoreMetrics.Timer(label: "notice_introspection_duration_seconds", dimensions: [], factory: metrics)
     }
 
     /// Requests sent to the endpoint so far.
@@ -63,12 +74,12 @@ public final class TokenIntrospector: Sendable {
         switch step {
         case .answer(let result):
             hitCount.add(1, ordering: .relaxed)
-            Counter(label: "notice_introspection_cache_hits_total").increment()
+            hits.increment()
             return result
         case .wait(let task, let joined):
             if joined {
                 hitCount.add(1, ordering: .relaxed)
-                Counter(label: "notice_introspection_cache_hits_total").increment()
+                hits.increment()
             }
             return await task.value
         }
@@ -79,16 +90,15 @@ public final class TokenIntrospector: Sendable {
         let started = ContinuousClock.now
         let result = await introspect(token)
         let elapsed = ContinuousClock.now - started
-        Timer(label: "notice_introspection_duration_seconds", preferredDisplayUnit: .seconds)
-            .recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        duration.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
         let ttl: Duration
         switch result {
         case .active(_, let expiresAt, _):
-            Counter(label: "notice_introspection_requests_total", dimensions: [("outcome", "active")]).increment()
+            requestsActive.increment()
             let untilExp = expiresAt.map { Duration.seconds(max(0, $0 - nowSeconds())) } ?? configuration.cacheTTL
             ttl = min(configuration.cacheTTL, untilExp)
         case .denied:
-            Counter(label: "notice_introspection_requests_total", dimensions: [("outcome", "denied")]).increment()
+            requestsDenied.increment()
             ttl = configuration.negativeCacheTTL
         }
         let validUntil = ContinuousClock.now + ttl

@@ -1,4 +1,5 @@
 import Foundation
+import MetricsTestKit
 import Synchronization
 import Testing
 
@@ -115,6 +116,17 @@ import Testing
         try await Task.sleep(for: .milliseconds(400))
         _ = await cache.check("bad")
         #expect(endpoint.calls.load(ordering: .relaxed) == 2)
+    }
+
+    @Test func metricsCountRequestsByOutcomeAndCacheHits() async throws {
+        let metrics = TestMetrics()
+        let endpoint = Endpoint { $0 == "good" ? .active(userId: "1", expiresAt: nil, scopes: []) : .denied(reason: "no") }
+        let cache = TokenIntrospector(configuration: IntrospectionConfiguration(url: "http://x"), metrics: metrics) { await endpoint.call($0) }
+        for token in ["good", "good", "bad", "good", "bad"] { _ = await cache.check(token) }
+        #expect(try metrics.expectCounter("notice_introspection_requests_total", [("outcome", "active")]).totalValue == 1)
+        #expect(try metrics.expectCounter("notice_introspection_requests_total", [("outcome", "denied")]).totalValue == 1)
+        #expect(try metrics.expectCounter("notice_introspection_cache_hits_total").totalValue == 3)
+        #expect(try metrics.expectTimer("notice_introspection_duration_seconds").values.count == 2)
     }
 
     @Test func theCacheIsBounded() async {
