@@ -17,7 +17,7 @@ import Synchronization
 struct NoticeBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "notice-bench", abstract: "Load generator for notice-service.")
 
-    enum Mode: String, ExpressibleByArgument { case latency, throughput }
+    enum Mode: String, ExpressibleByArgument { case latency, throughput, connect }
 
     @Argument var mode: Mode
     @Option(help: "service WebSocket URL") var url = "ws://127.0.0.1:8080/ws"
@@ -27,10 +27,16 @@ struct NoticeBench: AsyncParsableCommand {
     @Option(help: "notices to publish") var count = 1000
     @Option(help: "notices per second (latency mode)") var rate = 1000
     @Option(help: "publishes awaiting confirm at once (throughput mode)") var window = 512
+    @Option(help: "connect mode: a token used by every CONNECT (warm cache); default: a new token each time (cold)")
+    var token: String?
 
     func run() async throws {
         var logger = Logger(label: "notice-bench")
         logger.logLevel = .error
+        if mode == .connect {
+            try await measureConnects(logger: logger)
+            return
+        }
         let results = Results()
         let ready = Counter()
         var sessions: [Task<Void, any Error>] = []
@@ -73,6 +79,8 @@ struct NoticeBench: AsyncParsableCommand {
                 }
                 try await group.waitForAll()
             }
+        case .connect:
+            break
         }
         let published = ContinuousClock.now
         let waitUntil = ContinuousClock.now + .seconds(30)
@@ -93,6 +101,34 @@ struct NoticeBench: AsyncParsableCommand {
         print("mode=\(mode.rawValue) sessions=\(users) published=\(count) received=\(results.received) lost=\(count - results.received)")
         print(String(format: "latency_ms p50=%.3f p90=%.3f p99=%.3f max=%.3f", percentile(0.5), percentile(0.9), percentile(0.99), percentile(1.0)))
         print(String(format: "publish_rate=%.0f/s end_to_end_rate=%.0f/s", Double(count) / publishSeconds, Double(results.received) / seconds))
+    }
+
+    /// CONNECT → CONNECTED latency over `count` sequential sessions (the WebSocket handshake
+    /// is not counted).
+    func measureConnects(logger: Logger) async throws {
+        var latencies: [Duration] = []
+        let run = UInt32.random(in: 0...UInt32.max)
+        for index in 0..<count {
+            let token = self.token ?? "cold-\(run)-\(index)"
+            let measured = Mutex<Duration?>(nil)
+            try await WebSocketClient.connect(url: url, configuration: .init(maxFrameSize: 1 << 16), logger: logger) { inbound, outbound, _ in
+                let frame = StompFrame(.connect, headers: ["accept-version": "1.2", "heart-beat": "0,0", "Authorization": "Bearer \(token)"])
+                let sent = ContinuousClock.now
+                try await outbound.write(.text(String(decoding: StompEncoder.encode(frame, version: .v1_2), as: UTF8.self)))
+                for try await message in inbound.messages(maxSize: 1 << 16) {
+                    guard case .text(let text) = message, text.hasPrefix("CONNECTED") else {
+                        throw ValidationError("CONNECT refused: \(message)")
+                    }
+                    measured.withLock { $0 = ContinuousClock.now - sent }
+                    break
+                }
+            }
+            if let latency = measured.withLock({ $0 }) { latencies.append(latency) }
+        }
+        let sorted = latencies.map { Double($0.components.attoseconds) / 1e15 + Double($0.components.seconds) * 1000 }.sorted()
+        func percentile(_ p: Double) -> Double { sorted.isEmpty ? .nan : sorted[min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1)] }
+        print("mode=connect cache=\(token == nil ? "cold" : "warm") connects=\(sorted.count)")
+        print(String(format: "latency_ms p50=%.3f p90=%.3f p99=%.3f max=%.3f", percentile(0.5), percentile(0.9), percentile(0.99), percentile(1.0)))
     }
 
     static func notice(index: Int, users: Int) -> AMQPMessage {
