@@ -244,21 +244,6 @@ import Testing
 }
 
 @Suite(.serialized) struct ReconnectTests {
-    /// Runs rabbitmqctl and returns its standard output.
-    func rabbitmqctl(_ arguments: String...) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/sbin/rabbitmqctl")
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(["HOME": "/var/lib/rabbitmq"]) { $1 }
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
-    }
-
     @Test func aDroppedBrokerConnectionIsReestablishedAndSessionsStayOpen() async throws {
         let server = try await TestServer.start()
         let alice = try await server.subscribedClient(token: "alice", user: "1")

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NoticeServer
+import NoticeStore
 import RabbitMQ
 import ServiceLifecycle
 import Synchronization
@@ -66,6 +67,13 @@ struct TestServer {
             try await Task.sleep(for: .milliseconds(20))
         }
         return server
+    }
+
+    /// Rows in the server's SQLite file.
+    func storedCount() async throws -> Int {
+        let store = try SQLiteNoticeStore(path: databasePath)
+        defer { Task { try? await store.close() } }
+        return try await store.count()
     }
 
     /// Graceful shutdown (as on SIGTERM); waits until the service has stopped.
