@@ -3,6 +3,8 @@ import Foundation
 import Hummingbird
 import HummingbirdWebSocket
 public import Logging
+import CoreMetrics
+public import Prometheus
 import NoticeCore
 import NoticeStore
 import RabbitMQ
@@ -21,8 +23,11 @@ public func buildService(
     _ configuration: NoticeServiceConfiguration,
     logger: Logger,
     signals: [UnixSignal] = [],
+    metrics registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) async throws -> ServiceGroup {
+    let metricsFactory = PrometheusMetricsFactory.notice(registry: registry)
+    let metrics = ServiceMetrics(factory: metricsFactory)
     let store: any NoticeStore
     switch configuration.database {
     case .sqlite(let path):
@@ -33,7 +38,8 @@ public func buildService(
     let connection = RabbitMQConnection(
         configuration: configuration.amqp,
         topology: noticeTopology(configuration),
-        logger: logger
+        logger: logger,
+        metrics: metricsFactory
     )
     let hub = DeliveryHub(maxSessionsPerUser: configuration.maxSessionsPerUser)
     let health = ServiceHealth()
@@ -44,7 +50,9 @@ public func buildService(
         let client = HTTPClient(eventLoopGroupProvider: .singleton)
         httpClient = client
         let introspectionClient = IntrospectionClient(configuration: introspection, httpClient: client)
-        let introspector = TokenIntrospector(configuration: introspection) { token in await introspectionClient.introspect(token) }
+        let introspector = TokenIntrospector(configuration: introspection, metrics: metricsFactory) { token in
+            await introspectionClient.introspect(token)
+        }
         verifier = IntrospectionVerifier(introspector: introspector, logger: logger)
         logger.info("tokens are checked by introspection", metadata: ["auth.introspection": "\(introspection)"])
     } else if let devTokens = configuration.devTokens {
@@ -60,6 +68,7 @@ public func buildService(
         health: health,
         configuration: configuration,
         ids: NoticeIDGenerator(nodeId: configuration.nodeId) { Int64(Date().timeIntervalSince1970 * 1000) },
+        metrics: metrics,
         logger: logger
     )
 
@@ -72,6 +81,7 @@ public func buildService(
         maxFrameBytes: configuration.maxFrameBytes,
         maxOutboundBytes: configuration.maxOutboundBytes,
         connectTimeout: configuration.connectTimeout,
+        metrics: metrics,
         logger: logger
     )
     let origins = OriginPolicy(allowed: configuration.allowedOrigins)
@@ -85,6 +95,13 @@ public func buildService(
         throw APIError(status: .badRequest, error: "upgrade_required", message: "Can \"Upgrade\" only to \"WebSocket\".")
     }
     HealthRoutes(connection: connection, store: store, health: health).addRoutes(to: router)
+    router.get("/metrics") { _, _ in
+        Response(
+            status: .ok,
+            headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+            body: .init(byteBuffer: .init(bytes: registry.emitToBuffer()))
+        )
+    }
     if configuration.demo, let devTokens = configuration.devTokens {
         DemoRoutes(devUsers: devTokens, connection: connection, queue: configuration.queue).addRoutes(to: router)
     }

@@ -1,3 +1,4 @@
+public import CoreMetrics
 internal import CRabbitMQ
 import Foundation
 public import Logging
@@ -27,6 +28,7 @@ public final class RabbitMQConnection: Sendable {
     private let continuation: AsyncStream<[AMQPDelivery]>.Continuation
     private let status = Mutex(Status())
     private let started = Atomic<Bool>(false)
+    private let reconnects: Counter
 
     struct Status {
         var connected = false
@@ -37,7 +39,9 @@ public final class RabbitMQConnection: Sendable {
         var finished = false
     }
 
-    public init(configuration: AMQPConfiguration, topology: AMQPTopology, logger: Logger) {
+    /// - Parameter metrics: counts `notice_broker_reconnects_total`.
+    public init(configuration: AMQPConfiguration, topology: AMQPTopology, logger: Logger, metrics: any MetricsFactory = MetricsSystem.factory) {
+        self.reconnects = Counter(label: "notice_broker_reconnects_total", dimensions: [], factory: metrics)
         self.configuration = configuration
         self.topology = topology
         self.logger = logger
@@ -141,7 +145,10 @@ public final class RabbitMQConnection: Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
-    func countReconnect() { status.withLock { $0.reconnects += 1 } }
+    func countReconnect() {
+        status.withLock { $0.reconnects += 1 }
+        reconnects.increment()
+    }
 
     func finished() {
         continuation.finish()

@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Metrics
 import NoticeServer
+import Prometheus
 
 /// `notice-service`: `serve` (default), `check-config`, `publish`.
 @main
@@ -90,9 +92,12 @@ struct Serve: AsyncParsableCommand {
             handler.logLevel = level
             return handler
         }
+        // One registry for the service's own metrics and any a library reports.
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory.notice(registry: registry))
         var logger = Logger(label: "notice-service")
         logger[metadataKey: "node"] = "\(configuration.nodeId)"
-        let service = try await buildService(configuration, logger: logger, signals: [.sigterm, .sigint])
+        let service = try await buildService(configuration, logger: logger, signals: [.sigterm, .sigint], metrics: registry)
         try await service.run()
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import CoreMetrics
 import Logging
 import NoticeCore
 import NoticeStore
@@ -32,6 +33,7 @@ final class CollectingSink: NoticeSink {
             health: ServiceHealth(),
             configuration: configuration,
             ids: NoticeIDGenerator(nodeId: "unit") { clock.withLock { $0 += 1; return $0 } },
+            metrics: ServiceMetrics(factory: NOOPMetricsHandler.instance),
             logger: Logger(label: "unit")
         )
         return (pipeline, store, sink)

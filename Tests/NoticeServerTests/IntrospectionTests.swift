@@ -53,6 +53,10 @@ import Testing
             }
         }
         #expect(auth.requests == 1)
+        let metrics = try await server.get("/metrics").body
+        #expect(metrics.contains(#"notice_introspection_requests_total{outcome="active"} 1"#))
+        #expect(metrics.contains("notice_introspection_cache_hits_total 999"))
+        #expect(metrics.contains("notice_introspection_duration_seconds_count 1"))
         try await server.stop()
         try await auth.stop()
     }

@@ -180,13 +180,9 @@ import Testing
         locker.standardInput = input
         locker.standardOutput = FileHandle.nullDevice
         try locker.run()
-        input.fileHandleForWriting.write(Data("BEGIN EXCLUSIVE;\nSELECT 1;\n".utf8))
+        input.fileHandleForWriting.write(Data(".timeout 10000\nBEGIN EXCLUSIVE;\nSELECT 1;\n".utf8))
 
-        let broker = await TestBroker()
-        for id in 1...5 {
-            try await broker.publish(#"{"id":\#(id),"userId":1,"title":"kept"}"#, to: first.configuration.queue)
-        }
-        // Readiness says why.
+        // Readiness says why, once the lock has taken hold (the locker takes a moment to start).
         var ready = try await first.get("/health/ready")
         let deadline = ContinuousClock.now + .seconds(20)
         while ready.status == 200, ContinuousClock.now < deadline {
@@ -195,6 +191,12 @@ import Testing
         }
         #expect(ready.status == 503)
         #expect(ready.body.contains("store"))
+
+        let broker = await TestBroker()
+        for id in 1...5 {
+            try await broker.publish(#"{"id":\#(id),"userId":1,"title":"kept"}"#, to: first.configuration.queue)
+        }
+        try await Task.sleep(for: .milliseconds(500))
         try await first.stop()
 
         try input.fileHandleForWriting.close()

@@ -18,6 +18,7 @@ struct IngestPipeline: Service, CustomStringConvertible {
     let health: ServiceHealth
     let configuration: NoticeServiceConfiguration
     let ids: NoticeIDGenerator
+    let metrics: ServiceMetrics
     let logger: Logger
     let validator = NoticeValidator()
     var description: String { "IngestPipeline(queue: \(configuration.queue))" }
@@ -37,6 +38,8 @@ struct IngestPipeline: Service, CustomStringConvertible {
     }
 
     func process(_ batch: [AMQPDelivery]) async {
+        let consumedAt = ContinuousClock.now
+        metrics.consumed.increment(by: Int64(batch.count))
         var accepted: [(delivery: AMQPDelivery, record: NoticeRecord)] = []
         var rejected: [(delivery: AMQPDelivery, reason: String)] = []
         for delivery in batch {
@@ -90,7 +93,8 @@ struct IngestPipeline: Service, CustomStringConvertible {
             guard let inserted = await retryingStore({ try await store.insert(rows) }) else { return }
             connection.settle(accepted.map(\.delivery.tag))
             let notices = rows.filter { inserted.contains($0.key) && pushed[$0.key] == true }
-                .map { PushNotice(key: $0.key, payload: $0.payload) }
+                .map { PushNotice(key: $0.key, payload: $0.payload, consumedAt: consumedAt) }
+            metrics.stored.increment(by: Int64(inserted.count))
             hub.publish(notices)
             if inserted.count < rows.count {
                 logger.debug("redelivered notices already stored", metadata: ["notice.duplicates": "\(rows.count - inserted.count)"])
@@ -143,6 +147,7 @@ struct IngestPipeline: Service, CustomStringConvertible {
         do {
             try await connection.publish(message, exchange: "", routingKey: configuration.deadLetterQueue)
             connection.settle([delivery.tag])
+            metrics.deadLettered.increment()
         } catch {
             // Not acked: the broker redelivers it after the reconnect and we try again.
             logger.error("dead-letter publish failed; message stays in the queue", metadata: ["error": "\(error)"])

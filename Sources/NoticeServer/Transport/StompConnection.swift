@@ -21,6 +21,7 @@ struct StompEnvironment: Sendable {
     /// Over `maxOutboundBytes` times this, a connection is cut off at once (the memory bound).
     static let hardLimitFactor = 16
     let connectTimeout: Duration
+    let metrics: ServiceMetrics
     let logger: Logger
 }
 
@@ -219,6 +220,9 @@ final class StompConnection: NoticeSink {
                 let frames = session.messages(for: notice)
                 for frame in frames {
                     guard await write(frame) else { return false }
+                    environment.metrics.pushed.increment()
+                    let latency = ContinuousClock.now - notice.consumedAt
+                    environment.metrics.pushLatency.recordNanoseconds(latency.components.seconds * 1_000_000_000 + latency.components.attoseconds / 1_000_000_000)
                 }
                 if !frames.isEmpty, !notice.isBroadcast { environment.recorder.record(notice.key) }
                 return true
@@ -286,6 +290,7 @@ final class StompConnection: NoticeSink {
                         continue
                     }
                     registeredUser = principal.userId
+                    environment.metrics.webSocketSessions.increment()
                     logger[metadataKey: "user.id"] = "\(principal.userId)"
                     guard await perform(session.authenticated(principal)) else { return false }
                     decoder.version = session.version
@@ -320,6 +325,7 @@ final class StompConnection: NoticeSink {
         func finish() async {
             if let registeredUser {
                 environment.hub.unregister(connection, userId: registeredUser)
+                environment.metrics.webSocketSessions.decrement()
                 logger.info("stomp disconnected")
             }
             await outbound.close()

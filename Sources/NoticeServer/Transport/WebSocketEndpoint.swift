@@ -37,6 +37,8 @@ struct WebSocketEndpoint: Sendable {
         } onUpgrade: { inbound, outbound, context in
             let token = context.request.uri.queryParameters["access_token"].map(String.init)
             let connection = StompConnection(id: sessionIds.next(), handshakeToken: token, environment: environment)
+            environment.metrics.webSocketConnections.increment()
+            defer { environment.metrics.webSocketConnections.decrement() }
             await withTaskGroup(of: Void.self) { group in
                 group.addTask {
                     await connection.run(outbound: WebSocketStompOutbound(writer: outbound))
