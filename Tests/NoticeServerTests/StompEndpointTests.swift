@@ -269,3 +269,27 @@ final class CapturingLogHandler: LogHandler, Sendable {
         try await server.stop()
     }
 }
+
+@Suite(.serialized) struct AbuseTests {
+    @Test func tenThousandSubscriptionsStopAtTheLimit() async throws {
+        let server = try await TestServer.start()
+        let client = try await server.client()
+        #expect(await client.connect(token: "alice")?.command == .connected)
+        for chunk in stride(from: 0, to: 10_000, by: 200) {
+            client.sendRaw((chunk..<chunk + 200).map { "SUBSCRIBE\nid:\($0)\ndestination:/notice/remind\n\n\0" }.joined())
+        }
+        let error = try #require(await client.frames.next())
+        #expect(error.headers["message"] == "too many subscriptions")
+        #expect(await client.waitUntilClosed())
+        try await server.stop()
+    }
+
+    @Test func invalidUTF8InAFrameIsASyntaxError() async throws {
+        let server = try await TestServer.start()
+        let socket = try RawWebSocket(port: server.port, receiveBuffer: 65_536)
+        try socket.sendBinary(Array("CONNECT\naccept-version:1.2\nAuthorization:Bearer alice\n\n\0".utf8))
+        try socket.sendBinary(Array("SEND\ndestination:/app/".utf8) + [0xC3, 0x28] + Array("\n\n\0".utf8))
+        #expect(socket.drainUntilClosed(timeout: .seconds(10)))
+        try await server.stop()
+    }
+}

@@ -100,3 +100,51 @@ extension FaultTests {
         try await store.close()
     }
 }
+
+extension FaultTests {
+    @Test func sigtermWhileNoticesFlowLosesNoneAndExitsZero() async throws {
+        var settings = TestServer.settings()
+        settings["NOTICE_LOG_LEVEL"] = "error"
+        let queue = settings["NOTICE_AMQP_QUEUE"]!
+        let path = String(settings["NOTICE_DB_URL"]!.dropFirst("sqlite:".count))
+        let port = Int.random(in: 30_000...39_999)
+        let first = try ServiceProcess(settings: settings, port: port)
+        try await first.waitUntilReady()
+        let client = try await StompTestClient.open(port: port)
+        #expect(await client.connect(token: "alice")?.command == .connected)
+
+        let publisher = await TestBroker()
+        let count = 3_000
+        let publishing = Task {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for index in 0..<count {
+                    if index >= 128 { try await group.next() }
+                    group.addTask { try await publisher.publish(#"{"id":\#(index + 1),"userId":1}"#, to: queue) }
+                }
+                try await group.waitForAll()
+            }
+        }
+        let store = try NoticeStoreReader(path: path)
+        let started = ContinuousClock.now
+        while try await store.count() < 300, ContinuousClock.now - started < .seconds(30) {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        first.kill(SIGTERM)
+        #expect(first.process.terminationStatus == 0)
+        #expect(first.process.terminationReason == .exit)
+        // The session was told before the socket closed.
+        #expect(await client.frames.next()?.headers["message"] == "server shutting down")
+        try await publishing.value
+
+        let second = try ServiceProcess(settings: settings, port: port + 1)
+        try await second.waitUntilReady()
+        let deadline = ContinuousClock.now + .seconds(60)
+        while try await store.count() < count, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(try await store.count() == count)
+        second.kill(SIGTERM)
+        await publisher.close()
+        try await store.close()
+    }
+}

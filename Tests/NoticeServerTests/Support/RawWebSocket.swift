@@ -38,8 +38,16 @@ final class RawWebSocket {
 
     /// Sends one masked text message.
     func sendText(_ text: String) throws {
-        let payload = Array(text.utf8)
-        var frame: [UInt8] = [0x81]
+        try send(opcode: 0x1, Array(text.utf8))
+    }
+
+    /// Sends one masked binary message (any bytes, valid UTF-8 or not).
+    func sendBinary(_ payload: [UInt8]) throws {
+        try send(opcode: 0x2, payload)
+    }
+
+    private func send(opcode: UInt8, _ payload: [UInt8]) throws {
+        var frame: [UInt8] = [0x80 | opcode]
         if payload.count < 126 {
             frame.append(0x80 | UInt8(payload.count))
         } else {
@@ -69,7 +77,7 @@ final class RawWebSocket {
     private func write(_ bytes: [UInt8]) throws {
         var offset = 0
         while offset < bytes.count {
-            let sent = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            let sent = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             guard sent > 0 else { throw TestFailure("send failed: \(errno)") }
             offset += sent
         }
