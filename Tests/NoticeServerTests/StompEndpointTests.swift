@@ -206,6 +206,7 @@ import Testing
         client.close()
         try await server.stop()
         #expect(capture.lines.count > 3)
+        #expect(capture.lines.contains { $0.contains("stomp connected") && $0.contains("user.id") })
         let leaks = capture.lines.filter { $0.contains("secret-token") }
         #expect(leaks.isEmpty, "\(leaks)")
     }

@@ -213,7 +213,14 @@ final class StompConnection: NoticeSink {
                     }
                     guard let output else { break }
                     guard case .frame(let frame) = output else { continue }
+                    let subscriptions = session.subscriptions.count
                     guard await perform(session.receive(frame)) else { return false }
+                    if session.subscriptions.count != subscriptions, frame.command == .subscribe || frame.command == .unsubscribe {
+                        logger.info(
+                            frame.command == .subscribe ? "stomp subscribed" : "stomp unsubscribed",
+                            metadata: ["stomp.subscription": "\(frame.headers["id"] ?? "")", "stomp.destination": "\(frame.headers["destination"] ?? "")"]
+                        )
+                    }
                 }
                 return session.state != .closed
             case .notice(let notice, _):
