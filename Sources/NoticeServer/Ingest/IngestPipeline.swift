@@ -144,13 +144,28 @@ struct IngestPipeline: Service, CustomStringConvertible {
             "invalid notice dead-lettered",
             metadata: ["notice.error": "\(reason)", "amqp.bytes": "\(delivery.message.body.count)", "amqp.queue": "\(configuration.deadLetterQueue)"]
         )
-        do {
-            try await connection.publish(message, exchange: "", routingKey: configuration.deadLetterQueue)
-            connection.settle([delivery.tag])
-            metrics.deadLettered.increment()
-        } catch {
-            // Not acked: the broker redelivers it after the reconnect and we try again.
-            logger.error("dead-letter publish failed; message stays in the queue", metadata: ["error": "\(error)"])
+        var delay = Duration.milliseconds(100)
+        while true {
+            do {
+                try await connection.publish(message, exchange: "", routingKey: configuration.deadLetterQueue)
+                connection.settle([delivery.tag])
+                metrics.deadLettered.increment()
+                return
+            } catch let error as AMQPError where error == .publishNacked {
+                // The broker refused it (e.g. a full dead-letter queue): an unsettled delivery
+                // would hold every later ack back, so keep trying.
+                logger.error("dead-letter publish refused by the broker; retrying", metadata: ["retry.after": "\(delay)"])
+                do {
+                    try await cancelWhenGracefulShutdown { [delay] in try await Task.sleep(for: delay) }
+                } catch {
+                    return
+                }
+                delay = min(delay * 2, .seconds(5))
+            } catch {
+                // The connection is gone: this delivery is void, the broker redelivers the message.
+                logger.error("dead-letter publish failed; the message stays in the queue", metadata: ["error": "\(error)"])
+                return
+            }
         }
     }
 

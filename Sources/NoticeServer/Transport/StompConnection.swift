@@ -173,7 +173,7 @@ final class StompConnection: NoticeSink {
         await driver.finish()
     }
 
-    /// The connection's state, owned by the task in ``run(outbound:onCancel:)``.
+    /// The connection's state, owned by the task that ``run(outbound:)`` starts.
     private struct Driver {
         let connection: StompConnection
         let environment: StompEnvironment
