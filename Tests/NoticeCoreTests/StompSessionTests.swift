@@ -129,6 +129,16 @@ import Testing
         #expect(session.messages(for: PushNotice(key: NoticeKey(noticeId: 7, recipient: "8"), payload: "{}")).isEmpty)
     }
 
+    @Test func onlyAutoAckSubscriptionsCountAsDeliveredOnWrite() {
+        var session = connected(as: "7")
+        let notice = PushNotice(key: NoticeKey(noticeId: 5, recipient: "7"), payload: "{}")
+        #expect(!session.isDeliveredOnWrite(notice))
+        _ = session.receive(StompFrame(.subscribe, headers: ["id": "c", "destination": "/notice/remind", "ack": "client"]))
+        #expect(!session.isDeliveredOnWrite(notice))
+        _ = session.receive(StompFrame(.subscribe, headers: ["id": "a", "destination": "/user/notice/remind"]))
+        #expect(session.isDeliveredOnWrite(notice))
+    }
+
     @Test func unsubscribeStopsMessages() {
         var session = connected(as: "7")
         _ = session.receive(StompFrame(.subscribe, headers: ["id": "own", "destination": "/notice/remind"]))

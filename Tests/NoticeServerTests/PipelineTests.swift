@@ -67,6 +67,24 @@ import Testing
         try await store.close()
     }
 
+    @Test func clientAckSubscriptionsDoNotMarkDeliveredOnWrite() async throws {
+        let server = try await TestServer.start()
+        let alice = try await server.client()
+        #expect(await alice.connect(token: "alice")?.command == .connected)
+        #expect(await alice.subscribe("/notice/1/remind", extra: ["ack": "client"])?.command == .receipt)
+        let broker = await TestBroker()
+        try await broker.publish(#"{"id":41,"userId":1}"#, to: server.configuration.queue)
+        let message = try #require(await alice.frames.next())
+        #expect(message.headers["ack"] != nil)
+        alice.close()
+        await broker.close()
+        try await server.stop()
+        let store = try SQLiteNoticeStore(path: server.databasePath)
+        let row = try #require(try await store.row(NoticeKey(noticeId: 41, recipient: "1")))
+        #expect(row.deliveredAt == nil)
+        try await store.close()
+    }
+
     @Test func multicastAndBroadcast() async throws {
         let server = try await TestServer.start()
         let alice = try await server.subscribedClient(token: "alice", user: "1")

@@ -142,15 +142,8 @@ public struct StompSession: Sendable {
 
     /// MESSAGE frames for a notice, one per subscription that takes it.
     public mutating func messages(for notice: PushNotice) -> [StompFrame] {
-        guard state == .connected, let principal else { return [] }
-        var frames: [StompFrame] = []
-        for subscription in subscriptions {
-            switch subscription.feed {
-            case .remind:
-                guard notice.isBroadcast || notice.key.recipient == principal.userId else { continue }
-            case .broadcast:
-                guard notice.isBroadcast else { continue }
-            }
+        let body = Array(notice.payload.utf8)
+        return subscriptions(taking: notice).map { subscription in
             messageCounter += 1
             let messageId = "\(notice.key.noticeId)-\(sessionId)-\(messageCounter)"
             var headers: StompHeaders = [
@@ -161,9 +154,25 @@ public struct StompSession: Sendable {
                 "content-type": "application/json;charset=UTF-8",
             ]
             if subscription.ackMode != .auto, version == .v1_2 { headers.add("ack", messageId) }
-            frames.append(StompFrame(.message, headers: headers, body: Array(notice.payload.utf8)).withContentLength())
+            return StompFrame(.message, headers: headers, body: body).withContentLength()
         }
-        return frames
+    }
+
+    /// Whether writing this notice's MESSAGE frames delivers it (SPEC §4): true when an
+    /// `ack:auto` subscription takes it; in client ack modes only an ACK does.
+    public func isDeliveredOnWrite(_ notice: PushNotice) -> Bool {
+        subscriptions(taking: notice).contains { $0.ackMode == .auto }
+    }
+
+    /// The subscriptions that receive `notice`.
+    private func subscriptions(taking notice: PushNotice) -> [Subscription] {
+        guard state == .connected, let principal else { return [] }
+        return subscriptions.filter { subscription in
+            switch subscription.feed {
+            case .remind: notice.isBroadcast || notice.key.recipient == principal.userId
+            case .broadcast: notice.isBroadcast
+            }
+        }
     }
 
     // MARK: Frames
@@ -219,7 +228,7 @@ public struct StompSession: Sendable {
             }
             return [.close]
         case .ack, .nack, .begin, .commit, .abort:
-            // Delivery is recorded when written (auto); client acks and transactions are accepted.
+            // Accepted; client-mode ACKs do not yet record delivery (issue #8), transactions are no-ops.
             actions = []
         case .connected, .message, .receipt, .error:
             return fail("unexpected frame", detail: "\(frame.command.rawValue) is a server frame", frame: frame)

@@ -231,7 +231,7 @@ final class StompConnection: NoticeSink {
                     let latency = ContinuousClock.now - notice.consumedAt
                     environment.metrics.pushLatency.recordNanoseconds(latency.components.seconds * 1_000_000_000 + latency.components.attoseconds / 1_000_000_000)
                 }
-                if !frames.isEmpty, !notice.isBroadcast { environment.recorder.record(notice.key) }
+                if !notice.isBroadcast, session.isDeliveredOnWrite(notice) { environment.recorder.record(notice.key) }
                 return true
             case .tick:
                 return await tick()
