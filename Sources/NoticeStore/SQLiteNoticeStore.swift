@@ -122,13 +122,6 @@ public final class SQLiteNoticeStore: NoticeStore {
         try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM notice") ?? 0 }
     }
 
-    /// How many distinct values a top-level field of the payloads has (for checks and tests).
-    public func distinctPayloadField(_ field: String) async throws -> Int {
-        try await pool.read { db in
-            try Int.fetchOne(db, sql: "SELECT COUNT(DISTINCT json_extract(payload, ?)) FROM notice", arguments: ["$." + field]) ?? 0
-        }
-    }
-
     public func ping() async throws {
         // BEGIN IMMEDIATE takes the write lock: readiness means we could commit, not just read.
         try await pool.writeWithoutTransaction { db in

@@ -32,7 +32,6 @@ public final class RabbitMQConnection: Sendable {
 
     struct Status {
         var connected = false
-        var reconnects = 0
         var lastError: String?
         var connectWaiters: [CheckedContinuation<Void, Never>] = []
         var finishWaiters: [CheckedContinuation<Void, Never>] = []
@@ -60,9 +59,6 @@ public final class RabbitMQConnection: Sendable {
 
     /// Whether the connection is up and its topology declared.
     public var isConnected: Bool { status.withLock { $0.connected } }
-
-    /// How many times the connection was re-established after a loss.
-    public var reconnectCount: Int { status.withLock { $0.reconnects } }
 
     /// Why the last connection attempt or connection failed, if it did.
     public var lastError: String? { status.withLock { $0.lastError } }
@@ -145,10 +141,7 @@ public final class RabbitMQConnection: Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
-    func countReconnect() {
-        status.withLock { $0.reconnects += 1 }
-        reconnects.increment()
-    }
+    func countReconnect() { reconnects.increment() }
 
     func finished() {
         continuation.finish()

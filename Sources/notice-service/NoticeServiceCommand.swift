@@ -22,49 +22,49 @@ struct SettingOptions: ParsableArguments {
     @Option(name: .customLong("set"), parsing: .singleValue, help: ArgumentHelp("KEY=VALUE; any NOTICE_* setting (repeatable), e.g. --set NOTICE_HTTP_PORT=9090", valueName: "setting"))
     var settings: [String] = []
 
-    @Option(help: "NOTICE_HTTP_HOST") var httpHost: String?
-    @Option(help: "NOTICE_HTTP_PORT") var httpPort: String?
-    @Option(help: "NOTICE_AMQP_URL") var amqpUrl: String?
-    @Option(help: "NOTICE_AMQP_QUEUE") var amqpQueue: String?
-    @Option(help: "NOTICE_AMQP_EXCHANGE") var amqpExchange: String?
-    @Option(help: "NOTICE_AMQP_PREFETCH") var amqpPrefetch: String?
-    @Option(help: "NOTICE_AMQP_HEARTBEAT_SECONDS") var amqpHeartbeatSeconds: String?
-    @Option(help: "NOTICE_PUSH_TARGETS") var pushTargets: String?
-    @Option(help: "NOTICE_DB_URL") var dbUrl: String?
-    @Option(help: "NOTICE_ALLOWED_ORIGINS") var allowedOrigins: String?
-    @Option(help: "NOTICE_HEARTBEAT_MS") var heartbeatMs: String?
-    @Option(help: "NOTICE_MAX_FRAME_BYTES") var maxFrameBytes: String?
-    @Option(help: "NOTICE_MAX_SESSIONS_PER_USER") var maxSessionsPerUser: String?
-    @Option(help: "NOTICE_MAX_OUTBOUND_BYTES") var maxOutboundBytes: String?
-    @Option(help: "NOTICE_REPLAY_LIMIT") var replayLimit: String?
-    @Option(help: "NOTICE_RETENTION_DAYS") var retentionDays: String?
-    @Option(help: "NOTICE_DEV_TOKENS") var devTokens: String?
-    @Option(help: "NOTICE_INTROSPECTION_URL") var introspectionUrl: String?
-    @Option(help: "NOTICE_INTROSPECTION_STYLE") var introspectionStyle: String?
-    @Option(help: "NOTICE_INTROSPECTION_CLIENT_ID") var introspectionClientId: String?
-    @Option(help: "NOTICE_INTROSPECTION_CLIENT_SECRET") var introspectionClientSecret: String?
-    @Option(help: "NOTICE_INTROSPECTION_CACHE_SECONDS") var introspectionCacheSeconds: String?
-    @Option(help: "NOTICE_USER_ID_CLAIMS") var userIdClaims: String?
-    @Option(help: "NOTICE_NODE_ID") var nodeId: String?
-    @Option(help: "NOTICE_DEMO") var demo: String?
-    @Option(help: "NOTICE_LOG_LEVEL") var logLevel: String?
+    @Option(help: .setting(.httpHost)) var httpHost: String?
+    @Option(help: .setting(.httpPort)) var httpPort: String?
+    @Option(help: .setting(.amqpURL)) var amqpUrl: String?
+    @Option(help: .setting(.amqpQueue)) var amqpQueue: String?
+    @Option(help: .setting(.amqpExchange)) var amqpExchange: String?
+    @Option(help: .setting(.amqpPrefetch)) var amqpPrefetch: String?
+    @Option(help: .setting(.amqpHeartbeat)) var amqpHeartbeatSeconds: String?
+    @Option(help: .setting(.pushTargets)) var pushTargets: String?
+    @Option(help: .setting(.databaseURL)) var dbUrl: String?
+    @Option(help: .setting(.allowedOrigins)) var allowedOrigins: String?
+    @Option(help: .setting(.heartbeat)) var heartbeatMs: String?
+    @Option(help: .setting(.maxFrameBytes)) var maxFrameBytes: String?
+    @Option(help: .setting(.maxSessionsPerUser)) var maxSessionsPerUser: String?
+    @Option(help: .setting(.maxOutboundBytes)) var maxOutboundBytes: String?
+    @Option(help: .setting(.replayLimit)) var replayLimit: String?
+    @Option(help: .setting(.retentionDays)) var retentionDays: String?
+    @Option(help: .setting(.devTokens)) var devTokens: String?
+    @Option(help: .setting(.introspectionURL)) var introspectionUrl: String?
+    @Option(help: .setting(.introspectionStyle)) var introspectionStyle: String?
+    @Option(help: .setting(.introspectionClientId)) var introspectionClientId: String?
+    @Option(help: .setting(.introspectionClientSecret)) var introspectionClientSecret: String?
+    @Option(help: .setting(.introspectionCacheSeconds)) var introspectionCacheSeconds: String?
+    @Option(help: .setting(.userIdClaims)) var userIdClaims: String?
+    @Option(help: .setting(.nodeId)) var nodeId: String?
+    @Option(help: .setting(.demo)) var demo: String?
+    @Option(help: .setting(.logLevel)) var logLevel: String?
 
     /// The environment with these options applied.
     func values() throws -> [String: String] {
         var values = ProcessInfo.processInfo.environment.filter { $0.key.hasPrefix("NOTICE_") }
-        let options: [(String, String?)] = [
-            ("NOTICE_HTTP_HOST", httpHost), ("NOTICE_HTTP_PORT", httpPort), ("NOTICE_AMQP_URL", amqpUrl),
-            ("NOTICE_AMQP_QUEUE", amqpQueue), ("NOTICE_AMQP_EXCHANGE", amqpExchange), ("NOTICE_AMQP_PREFETCH", amqpPrefetch),
-            ("NOTICE_AMQP_HEARTBEAT_SECONDS", amqpHeartbeatSeconds), ("NOTICE_PUSH_TARGETS", pushTargets), ("NOTICE_DB_URL", dbUrl),
-            ("NOTICE_ALLOWED_ORIGINS", allowedOrigins), ("NOTICE_HEARTBEAT_MS", heartbeatMs), ("NOTICE_MAX_FRAME_BYTES", maxFrameBytes),
-            ("NOTICE_MAX_SESSIONS_PER_USER", maxSessionsPerUser), ("NOTICE_MAX_OUTBOUND_BYTES", maxOutboundBytes),
-            ("NOTICE_REPLAY_LIMIT", replayLimit), ("NOTICE_RETENTION_DAYS", retentionDays), ("NOTICE_DEV_TOKENS", devTokens),
-            ("NOTICE_INTROSPECTION_URL", introspectionUrl), ("NOTICE_INTROSPECTION_STYLE", introspectionStyle),
-            ("NOTICE_INTROSPECTION_CLIENT_ID", introspectionClientId), ("NOTICE_INTROSPECTION_CLIENT_SECRET", introspectionClientSecret),
-            ("NOTICE_INTROSPECTION_CACHE_SECONDS", introspectionCacheSeconds), ("NOTICE_USER_ID_CLAIMS", userIdClaims),
-            ("NOTICE_NODE_ID", nodeId), ("NOTICE_DEMO", demo), ("NOTICE_LOG_LEVEL", logLevel),
+        let options: [(ConfigurationKey, String?)] = [
+            (.httpHost, httpHost), (.httpPort, httpPort), (.amqpURL, amqpUrl),
+            (.amqpQueue, amqpQueue), (.amqpExchange, amqpExchange), (.amqpPrefetch, amqpPrefetch),
+            (.amqpHeartbeat, amqpHeartbeatSeconds), (.pushTargets, pushTargets), (.databaseURL, dbUrl),
+            (.allowedOrigins, allowedOrigins), (.heartbeat, heartbeatMs), (.maxFrameBytes, maxFrameBytes),
+            (.maxSessionsPerUser, maxSessionsPerUser), (.maxOutboundBytes, maxOutboundBytes),
+            (.replayLimit, replayLimit), (.retentionDays, retentionDays), (.devTokens, devTokens),
+            (.introspectionURL, introspectionUrl), (.introspectionStyle, introspectionStyle),
+            (.introspectionClientId, introspectionClientId), (.introspectionClientSecret, introspectionClientSecret),
+            (.introspectionCacheSeconds, introspectionCacheSeconds), (.userIdClaims, userIdClaims),
+            (.nodeId, nodeId), (.demo, demo), (.logLevel, logLevel),
         ]
-        for (key, value) in options { if let value { values[key] = value } }
+        for (key, value) in options { if let value { values[key.name] = value } }
         for setting in settings {
             guard let equals = setting.firstIndex(of: "=") else { throw ValidationError("--set takes KEY=VALUE") }
             values[String(setting[..<equals])] = String(setting[setting.index(after: equals)...])
@@ -118,5 +118,12 @@ struct CheckConfig: AsyncParsableCommand {
             print(error.description)
             throw ExitCode(2)
         }
+    }
+}
+
+extension ArgumentHelp {
+    /// An option's help from the configuration table: meaning, variable and default.
+    static func setting(_ key: ConfigurationKey) -> ArgumentHelp {
+        ArgumentHelp("\(key.help) [\(key.name)\(key.defaultValue.map { $0.isEmpty ? "" : ", default \($0)" } ?? "")]")
     }
 }

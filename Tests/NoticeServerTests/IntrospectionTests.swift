@@ -24,6 +24,14 @@ import Testing
         return await client.connect(token: token)
     }
 
+    /// `times` CONNECTs with one token at once, each on its own connection; their answers.
+    func connectConcurrently(_ server: TestServer, token: String, times: Int) async throws -> [StompCommand?] {
+        try await withThrowingTaskGroup(of: StompCommand?.self) { group in
+            for _ in 0..<times { group.addTask { try await connect(server, token: token)?.command } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+    }
+
     @Test(arguments: ["rfc7662", "spring"])
     func validTokensConnectAsTheirUserAndOthersAreRefused(style: String) async throws {
         let auth = try await AuthorizationServer.start()
@@ -47,9 +55,8 @@ import Testing
         auth.issue("shared", to: "7")
         let server = try await start(auth)
         for batch in 0..<50 {
-            try await withThrowingTaskGroup(of: String?.self) { group in
-                for _ in 0..<20 { group.addTask { try await connect(server, token: "shared")?.command.rawValue } }
-                for try await command in group { #expect(command == "CONNECTED", "batch \(batch)") }
+            for command in try await connectConcurrently(server, token: "shared", times: 20) {
+                #expect(command == .connected, "batch \(batch)")
             }
         }
         #expect(auth.requests == 1)
@@ -66,9 +73,8 @@ import Testing
         auth.issue("fresh", to: "8")
         auth.setDelay(.milliseconds(300))
         let server = try await start(auth)
-        try await withThrowingTaskGroup(of: String?.self) { group in
-            for _ in 0..<100 { group.addTask { try await connect(server, token: "fresh")?.command.rawValue } }
-            for try await command in group { #expect(command == "CONNECTED") }
+        for command in try await connectConcurrently(server, token: "fresh", times: 100) {
+            #expect(command == .connected)
         }
         #expect(auth.requests == 1)
         try await server.stop()

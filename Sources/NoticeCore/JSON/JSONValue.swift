@@ -8,12 +8,6 @@ public enum JSONValue: Sendable, Hashable {
     case string(String)
     case array([JSONValue])
     case object(JSONObject)
-
-    /// The string, if this is one.
-    public var stringValue: String? {
-        if case .string(let value) = self { return value }
-        return nil
-    }
 }
 
 /// A JSON object with its keys in the order they were written.

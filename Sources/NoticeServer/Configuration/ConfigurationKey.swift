@@ -1,5 +1,6 @@
 /// Every setting the service reads, with its environment variable, default and meaning.
-/// `serve --help`, `check-config` and docs/configuration.md are all made from this table.
+/// The configuration reader and the options of `serve --help` / `check-config` use this
+/// table; docs/configuration.md mirrors it by hand.
 public struct ConfigurationKey: Sendable, Hashable {
     /// The environment variable, e.g. `NOTICE_HTTP_PORT`.
     public let name: String

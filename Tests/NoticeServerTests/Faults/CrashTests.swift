@@ -10,6 +10,13 @@ final class ServiceProcess {
     let process = Process()
     let port: Int
 
+    /// Settings for a fresh queue and SQLite file; also the queue's name and the file's path.
+    static func freshSettings() -> (settings: [String: String], queue: String, path: String) {
+        var settings = TestServer.settings()
+        settings["NOTICE_LOG_LEVEL"] = "error"
+        return (settings, settings["NOTICE_AMQP_QUEUE"]!, String(settings["NOTICE_DB_URL"]!.dropFirst("sqlite:".count)))
+    }
+
     static var executable: URL {
         // Tests/NoticeServerTests/Faults/CrashTests.swift → package root → .build/debug/notice-service
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -51,10 +58,7 @@ final class ServiceProcess {
 
 extension FaultTests {
     @Test func aCrashWhileNoticesFlowLosesNothingAndStoresEachOnce() async throws {
-        var settings = TestServer.settings()
-        settings["NOTICE_LOG_LEVEL"] = "error"
-        let queue = settings["NOTICE_AMQP_QUEUE"]!
-        let path = String(settings["NOTICE_DB_URL"]!.dropFirst("sqlite:".count))
+        let (settings, queue, path) = ServiceProcess.freshSettings()
         let port = Int.random(in: 20_000...29_999)
         let first = try ServiceProcess(settings: settings, port: port)
         try await first.waitUntilReady()
@@ -62,22 +66,13 @@ extension FaultTests {
         // 5,000 notices, half of them without an id (those rely on the redelivery digest).
         let publisher = await TestBroker()
         let count = 5_000
-        let publishing = Task {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for index in 0..<count {
-                    if index >= 256 { try await group.next() }
-                    let json = index.isMultiple(of: 2) ? #"{"id":\#(index + 1),"userId":1,"title":"n\#(index)"}"# : #"{"userId":1,"title":"n\#(index)"}"#
-                    group.addTask { try await publisher.publish(json, to: queue) }
-                }
-                try await group.waitForAll()
-            }
+        let bodies = (0..<count).map { index in
+            index.isMultiple(of: 2) ? #"{"id":\#(index + 1),"userId":1,"title":"n\#(index)"}"# : #"{"userId":1,"title":"n\#(index)"}"#
         }
+        let publishing = Task { try await publisher.publishAll(bodies, to: queue, window: 256) }
         let store = try NoticeStoreReader(path: path)
         // Kill it mid-flow, once some notices are committed.
-        let started = ContinuousClock.now
-        while try await store.count() < 500, ContinuousClock.now - started < .seconds(30) {
-            try await Task.sleep(for: .milliseconds(5))
-        }
+        try await store.waitForCount(500, timeout: .seconds(30))
         first.kill(SIGKILL)
         let atCrash = try await store.count()
         try await publishing.value
@@ -85,13 +80,10 @@ extension FaultTests {
 
         let second = try ServiceProcess(settings: settings, port: port + 1)
         try await second.waitUntilReady()
-        let deadline = ContinuousClock.now + .seconds(60)
-        while try await store.count() < count, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(50))
-        }
+        try await store.waitForCount(count, timeout: .seconds(60))
         try await Task.sleep(for: .milliseconds(500))
         #expect(try await store.count() == count)
-        #expect(try await store.distinctTitles() == count)
+        #expect(try store.distinctTitles() == count)
         // The queue is drained: nothing ready, nothing unacked.
         let line = try rabbitmqctl("list_queues", "-q", "name", "messages").split(separator: "\n").first { $0.hasPrefix(queue + "\t") }
         #expect(line.map(String.init) == "\(queue)\t0")
@@ -103,10 +95,7 @@ extension FaultTests {
 
 extension FaultTests {
     @Test func sigtermWhileNoticesFlowLosesNoneAndExitsZero() async throws {
-        var settings = TestServer.settings()
-        settings["NOTICE_LOG_LEVEL"] = "error"
-        let queue = settings["NOTICE_AMQP_QUEUE"]!
-        let path = String(settings["NOTICE_DB_URL"]!.dropFirst("sqlite:".count))
+        let (settings, queue, path) = ServiceProcess.freshSettings()
         let port = Int.random(in: 30_000...39_999)
         let first = try ServiceProcess(settings: settings, port: port)
         try await first.waitUntilReady()
@@ -115,20 +104,10 @@ extension FaultTests {
 
         let publisher = await TestBroker()
         let count = 3_000
-        let publishing = Task {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for index in 0..<count {
-                    if index >= 128 { try await group.next() }
-                    group.addTask { try await publisher.publish(#"{"id":\#(index + 1),"userId":1}"#, to: queue) }
-                }
-                try await group.waitForAll()
-            }
-        }
+        let bodies = (0..<count).map { #"{"id":\#($0 + 1),"userId":1}"# }
+        let publishing = Task { try await publisher.publishAll(bodies, to: queue, window: 128) }
         let store = try NoticeStoreReader(path: path)
-        let started = ContinuousClock.now
-        while try await store.count() < 300, ContinuousClock.now - started < .seconds(30) {
-            try await Task.sleep(for: .milliseconds(5))
-        }
+        try await store.waitForCount(300, timeout: .seconds(30))
         first.kill(SIGTERM)
         #expect(first.process.terminationStatus == 0)
         #expect(first.process.terminationReason == .exit)
@@ -138,11 +117,7 @@ extension FaultTests {
 
         let second = try ServiceProcess(settings: settings, port: port + 1)
         try await second.waitUntilReady()
-        let deadline = ContinuousClock.now + .seconds(60)
-        while try await store.count() < count, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        #expect(try await store.count() == count)
+        #expect(try await store.waitForCount(count, timeout: .seconds(60)) == count)
         second.kill(SIGTERM)
         await publisher.close()
         try await store.close()

@@ -72,8 +72,14 @@ struct TestServer {
     /// Rows in the server's SQLite file.
     func storedCount() async throws -> Int {
         let store = try SQLiteNoticeStore(path: databasePath)
-        defer { Task { try? await store.close() } }
-        return try await store.count()
+        do {
+            let count = try await store.count()
+            try await store.close()
+            return count
+        } catch {
+            try? await store.close()
+            throw error
+        }
     }
 
     /// Graceful shutdown (as on SIGTERM); waits until the service has stopped.
@@ -133,6 +139,17 @@ final class TestBroker: Sendable {
 
     func publish(_ json: String, exchange: String, routingKey: String) async throws {
         try await connection.publish(AMQPMessage(body: Array(json.utf8), properties: .persistentJSON), exchange: exchange, routingKey: routingKey)
+    }
+
+    /// Publishes every body, at most `window` awaiting their confirm at once.
+    func publishAll(_ bodies: [String], to queue: String, window: Int) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (index, body) in bodies.enumerated() {
+                if index >= window { try await group.next() }
+                group.addTask { try await self.publish(body, to: queue) }
+            }
+            try await group.waitForAll()
+        }
     }
 
     /// The next `count` messages of the consumed queue (settled), or fewer after `timeout`.
