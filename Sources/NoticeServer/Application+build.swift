@@ -132,6 +132,7 @@ public func buildService(
                 .init(service: StoreCloser(store: store)),
                 .init(service: app),
                 .init(service: SessionCloser(hub: hub, logger: logger)),
+                .init(service: RetentionService(store: store, retention: .seconds(configuration.retentionDays * 86_400), logger: logger)),
                 .init(service: recorder),
                 .init(service: pipeline),
             ],

@@ -118,6 +118,16 @@ public final class SQLiteNoticeStore: NoticeStore {
         }
     }
 
+    public func purge(createdBefore millis: Int64, limit: Int) async throws -> Int {
+        try await pool.write { db in
+            try db.execute(
+                sql: "DELETE FROM notice WHERE seq IN (SELECT seq FROM notice WHERE created_at < ? ORDER BY created_at LIMIT ?)",
+                arguments: [millis, limit]
+            )
+            return db.changesCount
+        }
+    }
+
     public func count() async throws -> Int {
         try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM notice") ?? 0 }
     }

@@ -87,3 +87,21 @@ final class CollectingSink: NoticeSink {
         try await store.close()
     }
 }
+
+@Suite struct RetentionServiceTests {
+    @Test func aPassPurgesEverythingOlderThanTheRetentionInBatches() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("retention-\(UUID().uuidString)/n.sqlite").path
+        let store = try SQLiteNoticeStore(path: path)
+        try await store.migrate()
+        let now = Date()
+        let nowMillis = Int64(now.timeIntervalSince1970 * 1000)
+        let day: Int64 = 86_400_000
+        let rows = (0..<2_500).map { NoticeRow(noticeId: Int64($0), recipient: "u", payload: "{}", createdAt: nowMillis - 91 * day) }
+            + (0..<10).map { NoticeRow(noticeId: Int64(10_000 + $0), recipient: "u", payload: "{}", createdAt: nowMillis - 89 * day) }
+        _ = try await store.insert(rows)
+        let service = RetentionService(store: store, retention: .seconds(90 * 86_400), logger: Logger(label: "unit"))
+        #expect(await service.purgeOnce(now: now) == 2_500)
+        #expect(try await store.count() == 10)
+        try await store.close()
+    }
+}

@@ -71,3 +71,20 @@ import Testing
         try await store.close()
     }
 }
+
+@Suite struct RetentionStoreTests {
+    @Test func purgeDeletesOnlyOldRowsInBoundedBatches() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("retention-\(UUID().uuidString)/n.sqlite").path
+        let store = try SQLiteNoticeStore(path: path)
+        try await store.migrate()
+        let old = (0..<25).map { NoticeRow(noticeId: Int64($0), recipient: "a", payload: "{}", createdAt: 1_000) }
+        let fresh = (100..<105).map { NoticeRow(noticeId: Int64($0), recipient: "a", payload: "{}", createdAt: 9_000) }
+        _ = try await store.insert(old + fresh)
+        #expect(try await store.purge(createdBefore: 5_000, limit: 10) == 10)
+        #expect(try await store.purge(createdBefore: 5_000, limit: 10) == 10)
+        #expect(try await store.purge(createdBefore: 5_000, limit: 10) == 5)
+        #expect(try await store.purge(createdBefore: 5_000, limit: 10) == 0)
+        #expect(try await store.count() == 5)
+        try await store.close()
+    }
+}

@@ -49,6 +49,8 @@ public protocol NoticeStore: Sendable {
     func markRead(noticeId: Int64, userId: String, at millis: Int64) async throws -> Bool
     /// The stored row for `key`, if any.
     func row(_ key: NoticeKey) async throws -> StoredNoticeRow?
+    /// Deletes at most `limit` rows created before `millis`; returns how many it deleted.
+    func purge(createdBefore millis: Int64, limit: Int) async throws -> Int
     /// Number of stored rows.
     func count() async throws -> Int
     /// Succeeds when the store can be read and written.
