@@ -53,6 +53,10 @@ public final class SQLiteNoticeStore: NoticeStore {
                     """
             )
         }
+        migrator.registerMigration("v3-undelivered-index") { db in
+            // Replay reads a user's undelivered rows; most rows are delivered, so index only the rest.
+            try db.execute(sql: "CREATE INDEX notice_undelivered ON notice (recipient, seq) WHERE delivered_at IS NULL")
+        }
         return migrator
     }
 
@@ -105,6 +109,41 @@ public final class SQLiteNoticeStore: NoticeStore {
                 arguments: [millis, noticeId, userId]
             )
             return db.changesCount > 0
+        }
+    }
+
+    public func undelivered(userId: String, limit: Int) async throws -> [NoticeRow] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT notice_id, recipient, payload, created_at, delivered_at, read_at FROM notice
+                    WHERE recipient = ? AND delivered_at IS NULL ORDER BY seq LIMIT ?
+                    """,
+                arguments: [userId, limit]
+            ).map { Self.storedRow($0).row }
+        }
+    }
+
+    public func notices(_ query: NoticeQuery) async throws -> [StoredNoticeRow] {
+        try await pool.read { db in
+            var upperSeq = Int64.max
+            if let before = query.before {
+                guard
+                    let seq = try Int64.fetchOne(
+                        db, sql: "SELECT seq FROM notice WHERE notice_id = ? AND recipient = ?", arguments: [before, query.userId])
+                else { throw NoticeStoreError.unknownCursor }
+                upperSeq = seq
+            }
+            return try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT notice_id, recipient, payload, created_at, delivered_at, read_at FROM notice
+                    WHERE recipient = ? AND seq < ? \(query.unreadOnly ? "AND read_at IS NULL" : "")
+                    ORDER BY seq DESC LIMIT ?
+                    """,
+                arguments: [query.userId, upperSeq, query.limit]
+            ).map(Self.storedRow)
         }
     }
 

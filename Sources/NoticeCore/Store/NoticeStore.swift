@@ -47,6 +47,12 @@ public protocol NoticeStore: Sendable {
     func markDelivered(_ keys: [NoticeKey], at millis: Int64) async throws
     /// Marks the user's notice read; `false` when the user has no such notice.
     func markRead(noticeId: Int64, userId: String, at millis: Int64) async throws -> Bool
+    /// Up to `limit` of the user's own rows (not broadcasts) not yet delivered, oldest first:
+    /// what a session replays on SUBSCRIBE (SPEC §4).
+    func undelivered(userId: String, limit: Int) async throws -> [NoticeRow]
+    /// A page of the user's own rows, newest first (the HTTP API, SPEC §7). Throws
+    /// ``NoticeStoreError/unknownCursor`` when `query.before` is not a notice of the user.
+    func notices(_ query: NoticeQuery) async throws -> [StoredNoticeRow]
     /// The stored row for `key`, if any.
     func row(_ key: NoticeKey) async throws -> StoredNoticeRow?
     /// Deletes at most `limit` rows created before `millis`; returns how many it deleted.
@@ -70,4 +76,27 @@ public struct StoredNoticeRow: Sendable, Hashable {
         self.deliveredAt = deliveredAt
         self.readAt = readAt
     }
+}
+
+/// Which of a user's notices to list, newest first (SPEC §7).
+public struct NoticeQuery: Sendable, Hashable {
+    public var userId: String
+    /// Only rows without `read_at`.
+    public var unreadOnly: Bool
+    /// Only rows stored before this notice of the user (the page cursor); `nil` starts at the newest.
+    public var before: Int64?
+    public var limit: Int
+
+    public init(userId: String, unreadOnly: Bool = false, before: Int64? = nil, limit: Int = 50) {
+        self.userId = userId
+        self.unreadOnly = unreadOnly
+        self.before = before
+        self.limit = limit
+    }
+}
+
+/// Errors a store reports about a request rather than about itself.
+public enum NoticeStoreError: Error, Sendable, Hashable {
+    /// ``NoticeQuery/before`` names no notice of the user.
+    case unknownCursor
 }
