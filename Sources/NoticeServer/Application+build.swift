@@ -80,6 +80,7 @@ public func buildService(
         session: configuration.session,
         maxFrameBytes: configuration.maxFrameBytes,
         maxOutboundBytes: configuration.maxOutboundBytes,
+        replayLimit: configuration.replayLimit,
         connectTimeout: configuration.connectTimeout,
         metrics: metrics,
         logger: logger

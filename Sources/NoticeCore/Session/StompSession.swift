@@ -12,11 +12,15 @@ public struct StompSession: Sendable {
         public var maxSubscriptions: Int
         /// The `server` header of CONNECTED.
         public var serverName: String
+        /// Most messages awaiting an ACK that a connection keeps track of; past it the oldest are
+        /// forgotten (they stay undelivered in the store and are replayed on the next SUBSCRIBE).
+        public var maxUnacknowledged: Int
 
-        public init(heartBeatMillis: Int = 10_000, maxSubscriptions: Int = 32, serverName: String = "notice-service/1.0") {
+        public init(heartBeatMillis: Int = 10_000, maxSubscriptions: Int = 32, serverName: String = "notice-service/1.0", maxUnacknowledged: Int = 1_024) {
             self.heartBeatMillis = heartBeatMillis
             self.maxSubscriptions = maxSubscriptions
             self.serverName = serverName
+            self.maxUnacknowledged = maxUnacknowledged
         }
     }
 
@@ -29,6 +33,11 @@ public struct StompSession: Sendable {
         case authenticate(token: String?)
         /// Mark the user's notice read (`SEND /app/notices/read`).
         case markRead(noticeId: Int64)
+        /// Record these notices as delivered (they were ACKed).
+        case markDelivered([NoticeKey])
+        /// Read the user's undelivered notices from the store and hand them to
+        /// ``replay(_:subscriptionId:)`` before anything else (SPEC §4 replay).
+        case replay(subscriptionId: String)
         /// Close the connection (after writing what came before).
         case close
     }
@@ -62,8 +71,18 @@ public struct StompSession: Sendable {
         public var destination: String
         public var feed: Feed
         public var ackMode: AckMode
-        /// `x-replay: none` was given.
+        /// `x-replay: none` was not given.
         public var replay: Bool
+        /// Notices this subscription was sent by replay whose live copy may still be on its way:
+        /// each is skipped once when it arrives live.
+        var replayed: Set<NoticeKey> = []
+    }
+
+    /// A MESSAGE sent on a client-ack subscription, not yet ACKed or NACKed.
+    struct Unacknowledged: Sendable, Hashable {
+        var messageId: String
+        var subscriptionId: String
+        var key: NoticeKey
     }
 
     public let configuration: Configuration
@@ -79,6 +98,8 @@ public struct StompSession: Sendable {
     private let handshakeToken: String?
     private var connectReceipt: String?
     private var messageCounter: UInt64 = 0
+    /// In the order sent (so a cumulative `client` ACK takes a prefix of one subscription's).
+    private(set) var unacknowledged: [Unacknowledged] = []
 
     /// - Parameter handshakeToken: the `access_token` query parameter of the handshake URL.
     public init(sessionId: String, handshakeToken: String?, configuration: Configuration) {
@@ -140,38 +161,66 @@ public struct StompSession: Sendable {
         return [.send(error), .close]
     }
 
-    /// MESSAGE frames for a notice, one per subscription that takes it.
-    public mutating func messages(for notice: PushNotice) -> [StompFrame] {
-        let body = Array(notice.payload.utf8)
-        return subscriptions(taking: notice).map { subscription in
-            messageCounter += 1
-            let messageId = "\(notice.key.noticeId)-\(sessionId)-\(messageCounter)"
-            var headers: StompHeaders = [
-                "destination": subscription.destination,
-                "subscription": subscription.id,
-                "message-id": messageId,
-                "notice-id": String(notice.key.noticeId),
-                "content-type": "application/json;charset=UTF-8",
-            ]
-            if subscription.ackMode != .auto, version == .v1_2 { headers.add("ack", messageId) }
-            return StompFrame(.message, headers: headers, body: body).withContentLength()
+    /// What a live notice becomes on this connection.
+    public struct Delivery: Sendable, Hashable {
+        /// MESSAGE frames, one per subscription that takes the notice.
+        public var frames: [StompFrame]
+        /// Whether writing them delivers the notice (SPEC §4): an `ack:auto` subscription took
+        /// it. In client ack modes only an ACK does.
+        public var deliveredOnWrite: Bool
+    }
+
+    /// MESSAGE frames for a live notice, one per subscription that takes it (a subscription
+    /// that already had it by replay skips it).
+    public mutating func messages(for notice: PushNotice) -> Delivery {
+        guard state == .connected, let principal else { return Delivery(frames: [], deliveredOnWrite: false) }
+        var delivery = Delivery(frames: [], deliveredOnWrite: false)
+        for index in subscriptions.indices where Self.takes(subscriptions[index].feed, notice.key, userId: principal.userId) {
+            if subscriptions[index].replayed.remove(notice.key) != nil { continue }
+            delivery.frames.append(message(notice, on: subscriptions[index]))
+            if subscriptions[index].ackMode == .auto { delivery.deliveredOnWrite = true }
         }
+        return delivery
     }
 
-    /// Whether writing this notice's MESSAGE frames delivers it (SPEC §4): true when an
-    /// `ack:auto` subscription takes it; in client ack modes only an ACK does.
-    public func isDeliveredOnWrite(_ notice: PushNotice) -> Bool {
-        subscriptions(taking: notice).contains { $0.ackMode == .auto }
+    /// The replay for a SUBSCRIBE (``Action/replay(subscriptionId:)``): MESSAGE frames for the
+    /// user's stored, undelivered notices, oldest first. Their live copies, if still on their
+    /// way, will not be sent again on that subscription.
+    public mutating func replay(_ notices: [PushNotice], subscriptionId: String) -> Delivery {
+        guard state == .connected, let principal, let index = subscriptions.firstIndex(where: { $0.id == subscriptionId }) else {
+            return Delivery(frames: [], deliveredOnWrite: false)
+        }
+        var delivery = Delivery(frames: [], deliveredOnWrite: subscriptions[index].ackMode == .auto)
+        for notice in notices where Self.takes(subscriptions[index].feed, notice.key, userId: principal.userId) {
+            guard subscriptions[index].replayed.insert(notice.key).inserted else { continue }
+            delivery.frames.append(message(notice, on: subscriptions[index]))
+        }
+        return delivery
     }
 
-    /// The subscriptions that receive `notice`.
-    private func subscriptions(taking notice: PushNotice) -> [Subscription] {
-        guard state == .connected, let principal else { return [] }
-        return subscriptions.filter { subscription in
-            switch subscription.feed {
-            case .remind: notice.isBroadcast || notice.key.recipient == principal.userId
-            case .broadcast: notice.isBroadcast
-            }
+    private mutating func message(_ notice: PushNotice, on subscription: Subscription) -> StompFrame {
+        messageCounter += 1
+        let messageId = "\(notice.key.noticeId)-\(sessionId)-\(messageCounter)"
+        var headers: StompHeaders = [
+            "destination": subscription.destination,
+            "subscription": subscription.id,
+            "message-id": messageId,
+            "notice-id": String(notice.key.noticeId),
+            "content-type": "application/json;charset=UTF-8",
+        ]
+        if subscription.ackMode != .auto {
+            if version == .v1_2 { headers.add("ack", messageId) }
+            if unacknowledged.count >= configuration.maxUnacknowledged { unacknowledged.removeFirst() }
+            unacknowledged.append(Unacknowledged(messageId: messageId, subscriptionId: subscription.id, key: notice.key))
+        }
+        return StompFrame(.message, headers: headers, body: Array(notice.payload.utf8)).withContentLength()
+    }
+
+    /// Whether a subscription of this feed receives the notice with this key.
+    private static func takes(_ feed: Feed, _ key: NoticeKey, userId: String) -> Bool {
+        switch feed {
+        case .remind: key.recipient == nil || key.recipient == userId
+        case .broadcast: key.recipient == nil
         }
     }
 
@@ -218,6 +267,7 @@ public struct StompSession: Sendable {
                 return fail("missing header", detail: "UNSUBSCRIBE needs an id header", frame: frame)
             }
             subscriptions.removeAll { $0.id == id }
+            unacknowledged.removeAll { $0.subscriptionId == id }
             actions = []
         case .send:
             actions = send(frame)
@@ -227,8 +277,14 @@ public struct StompSession: Sendable {
                 return [.send(StompFrame(.receipt, headers: ["receipt-id": receipt])), .close]
             }
             return [.close]
-        case .ack, .nack, .begin, .commit, .abort:
-            // Accepted; client-mode ACKs do not yet record delivery (issue #8), transactions are no-ops.
+        case .ack, .nack:
+            guard let messageId = frame.headers[version == .v1_2 ? "id" : "message-id"] else {
+                return fail("missing header", detail: "\(frame.command.rawValue) needs an \(version == .v1_2 ? "id" : "message-id") header", frame: frame)
+            }
+            let settled = settle(messageId)
+            actions = frame.command == .ack && !settled.isEmpty ? [.markDelivered(settled)] : []
+        case .begin, .commit, .abort:
+            // Transactions are accepted as no-ops: there is nothing to send in one.
             actions = []
         case .connected, .message, .receipt, .error:
             return fail("unexpected frame", detail: "\(frame.command.rawValue) is a server frame", frame: frame)
@@ -260,7 +316,30 @@ public struct StompSession: Sendable {
         }
         let replay = frame.headers["x-replay"] != "none"
         subscriptions.append(Subscription(id: id, destination: destination, feed: feed, ackMode: ackMode, replay: replay))
-        return []
+        // Only the user's own remind feed has anything to replay (broadcasts have no per-user state).
+        return replay && feed == .remind ? [.replay(subscriptionId: id)] : []
+    }
+
+    /// Takes an ACKed or NACKed message off the unacknowledged list, with the earlier ones of
+    /// its subscription if that is in `client` mode (cumulative), and returns the user's own
+    /// notices among them. An unknown id (already settled, or forgotten) settles nothing.
+    private mutating func settle(_ messageId: String) -> [NoticeKey] {
+        guard let index = unacknowledged.firstIndex(where: { $0.messageId == messageId }) else { return [] }
+        let target = unacknowledged[index]
+        let cumulative = subscriptions.first { $0.id == target.subscriptionId }?.ackMode == .client
+        var settled: [NoticeKey] = []
+        var kept: [Unacknowledged] = []
+        kept.reserveCapacity(unacknowledged.count)
+        for (position, entry) in unacknowledged.enumerated() {
+            let takes = position == index || (cumulative && position < index && entry.subscriptionId == target.subscriptionId)
+            if takes {
+                if entry.key.recipient != nil { settled.append(entry.key) }
+            } else {
+                kept.append(entry)
+            }
+        }
+        unacknowledged = kept
+        return settled
     }
 
     /// The feed a destination names, or `nil` when this user may not subscribe to it.

@@ -8,6 +8,8 @@ struct ServiceMetrics: Sendable {
     let stored: CoreMetrics.Counter
     let deadLettered: CoreMetrics.Counter
     let pushed: CoreMetrics.Counter
+    /// MESSAGE frames sent by replay on SUBSCRIBE.
+    let replayed: CoreMetrics.Counter
     let pushLatency: CoreMetrics.Timer
     let webSocketConnections: CoreMetrics.Meter
     let webSocketSessions: CoreMetrics.Meter
@@ -17,6 +19,7 @@ struct ServiceMetrics: Sendable {
         stored = CoreMetrics.Counter(label: "notice_stored_total", dimensions: [], factory: factory)
         deadLettered = CoreMetrics.Counter(label: "notice_dead_lettered_total", dimensions: [], factory: factory)
         pushed = CoreMetrics.Counter(label: "notice_pushed_total", dimensions: [], factory: factory)
+        replayed = CoreMetrics.Counter(label: "notice_replayed_total", dimensions: [], factory: factory)
         pushLatency = CoreMetrics.Timer(label: "notice_push_latency_seconds", dimensions: [], factory: factory)
         webSocketConnections = CoreMetrics.Meter(label: "notice_connections", dimensions: [("transport", "websocket")], factory: factory)
         webSocketSessions = CoreMetrics.Meter(label: "notice_sessions", dimensions: [("transport", "websocket")], factory: factory)

@@ -16,6 +16,8 @@ struct StompEnvironment: Sendable {
     let maxFrameBytes: Int
     /// Notices queued for one connection may exceed this only for ``slowReaderGrace``.
     let maxOutboundBytes: Int
+    /// Most stored notices a SUBSCRIBE replays (`NOTICE_REPLAY_LIMIT`).
+    let replayLimit: Int
     /// How long a connection may stay over ``maxOutboundBytes`` before it is cut off.
     var slowReaderGrace: Duration = .seconds(3)
     /// Over `maxOutboundBytes` times this, a connection is cut off at once (the memory bound).
@@ -224,14 +226,14 @@ final class StompConnection: NoticeSink {
                 }
                 return session.state != .closed
             case .notice(let notice, _):
-                let frames = session.messages(for: notice)
-                for frame in frames {
+                let delivery = session.messages(for: notice)
+                for frame in delivery.frames {
                     guard await write(frame) else { return false }
                     environment.metrics.pushed.increment()
                     let latency = ContinuousClock.now - notice.consumedAt
                     environment.metrics.pushLatency.recordNanoseconds(latency.components.seconds * 1_000_000_000 + latency.components.attoseconds / 1_000_000_000)
                 }
-                if !notice.isBroadcast, session.isDeliveredOnWrite(notice) { environment.recorder.record(notice.key) }
+                if !notice.isBroadcast, delivery.deliveredOnWrite { environment.recorder.record(notice.key) }
                 return true
             case .tick:
                 return await tick()
@@ -306,6 +308,10 @@ final class StompConnection: NoticeSink {
                         connection.tickMillis.store(min(1000, max(50, shortest / 2)), ordering: .relaxed)
                     }
                     logger.info("stomp connected", metadata: ["stomp.version": "\(session.version.rawValue)"])
+                case .markDelivered(let keys):
+                    for key in keys { environment.recorder.record(key) }
+                case .replay(let subscriptionId):
+                    guard await replay(subscriptionId: subscriptionId) else { return false }
                 case .markRead(let noticeId):
                     guard let user = session.principal?.userId else { continue }
                     do {
@@ -316,6 +322,34 @@ final class StompConnection: NoticeSink {
                 }
             }
             return session.state != .closed
+        }
+
+        /// Sends the user's stored, undelivered notices on a new subscription, before any live
+        /// one: live notices wait in the event stream meanwhile, and the session skips the live
+        /// copy of anything replayed, so there is neither a gap nor a duplicate.
+        private mutating func replay(subscriptionId: String) async -> Bool {
+            guard let userId = session.principal?.userId, environment.replayLimit > 0 else { return true }
+            let rows: [NoticeRow]
+            do {
+                rows = try await environment.store.undelivered(userId: userId, limit: environment.replayLimit)
+            } catch {
+                // The notices stay stored and undelivered: the next SUBSCRIBE replays them.
+                logger.warning("replay skipped: the store is unavailable", metadata: ["error": "\(error)"])
+                return true
+            }
+            let notices = rows.map { PushNotice(key: $0.key, payload: $0.payload) }
+            let delivery = session.replay(notices, subscriptionId: subscriptionId)
+            for frame in delivery.frames {
+                guard await write(frame) else { return false }
+                environment.metrics.replayed.increment()
+            }
+            if delivery.deliveredOnWrite {
+                for notice in notices { environment.recorder.record(notice.key) }
+            }
+            if !delivery.frames.isEmpty {
+                logger.debug("replayed stored notices", metadata: ["stomp.subscription": "\(subscriptionId)", "notice.count": "\(delivery.frames.count)"])
+            }
+            return true
         }
 
         private mutating func write(_ frame: StompFrame) async -> Bool {
