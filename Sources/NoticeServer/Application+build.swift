@@ -61,13 +61,15 @@ public func buildService(
     } else {
         throw ConfigurationError(problems: ["no token verifier configured"])
     }
+    // One generator for the consumer and the HTTP publish endpoint: ids are unique per generator.
+    let ids = NoticeIDGenerator(nodeId: configuration.nodeId) { Int64(Date().timeIntervalSince1970 * 1000) }
     let pipeline = IngestPipeline(
         connection: connection,
         store: store,
         hub: hub,
         health: health,
         configuration: configuration,
-        ids: NoticeIDGenerator(nodeId: configuration.nodeId) { Int64(Date().timeIntervalSince1970 * 1000) },
+        ids: ids,
         metrics: metrics,
         logger: logger
     )
@@ -96,6 +98,15 @@ public func buildService(
         throw APIError(status: .badRequest, error: "upgrade_required", message: "Can \"Upgrade\" only to \"WebSocket\".")
     }
     HealthRoutes(connection: connection, store: store, health: health).addRoutes(to: router)
+    NoticeAPIRoutes(
+        verifier: verifier,
+        store: store,
+        connection: connection,
+        queue: configuration.queue,
+        publishScope: configuration.publishScope,
+        ids: ids,
+        maxBodyBytes: NoticeValidator.maxContentBytes + 16 * 1024
+    ).addRoutes(to: router)
     router.get("/metrics") { _, _ in
         Response(
             status: .ok,

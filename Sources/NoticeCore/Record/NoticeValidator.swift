@@ -73,7 +73,8 @@ public struct NoticeValidator: Sendable {
         return NoticeRecord(id: id, idWasAssigned: idWasAssigned, audience: audience, sendTarget: sendTarget, fields: fields)
     }
 
-    static func parseId(_ value: JSONValue) throws(NoticeValidationError) -> Int64 {
+    /// A notice id from JSON: a positive integer, as a number or a string of digits.
+    public static func parseId(_ value: JSONValue) throws(NoticeValidationError) -> Int64 {
         let text: String
         switch value {
         case .number(let number): text = number

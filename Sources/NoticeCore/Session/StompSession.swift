@@ -248,11 +248,7 @@ public struct StompSession: Sendable {
 
     /// The token of an `Authorization: Bearer <token>` header, if any.
     static func bearerToken(_ headers: StompHeaders) -> String? {
-        guard let value = headers["Authorization"] ?? headers["authorization"] else { return nil }
-        let parts = value.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
-        let token = parts[1].trimmingCharacters(where: { $0 == " " })
-        return token.isEmpty ? nil : token
+        (headers["Authorization"] ?? headers["authorization"]).flatMap(BearerToken.parse)
     }
 
     private mutating func connected(_ frame: StompFrame) -> [Action] {
@@ -290,7 +286,10 @@ public struct StompSession: Sendable {
             return fail("unexpected frame", detail: "\(frame.command.rawValue) is a server frame", frame: frame)
         }
         if state == .connected, let receipt = frame.headers["receipt"] {
-            actions.append(.send(StompFrame(.receipt, headers: ["receipt-id": receipt])))
+            // A SUBSCRIBE's receipt comes before its replay: the client knows it is subscribed,
+            // then receives what was stored for it, then live notices.
+            let replay = actions.firstIndex { if case .replay = $0 { true } else { false } }
+            actions.insert(.send(StompFrame(.receipt, headers: ["receipt-id": receipt])), at: replay ?? actions.endIndex)
         }
         return actions
     }
@@ -371,11 +370,3 @@ public struct StompSession: Sendable {
     }
 }
 
-extension Substring {
-    func trimmingCharacters(where predicate: (Character) -> Bool) -> String {
-        var slice = self
-        while let first = slice.first, predicate(first) { slice = slice.dropFirst() }
-        while let last = slice.last, predicate(last) { slice = slice.dropLast() }
-        return String(slice)
-    }
-}

@@ -29,6 +29,7 @@ public struct ConfigurationKey: Sendable, Hashable {
     public static let maxOutboundBytes = Self("NOTICE_MAX_OUTBOUND_BYTES", "1048576", "bytes queued for one slow connection before it is closed")
     public static let replayLimit = Self("NOTICE_REPLAY_LIMIT", "100", "most stored notices replayed on subscribe")
     public static let retentionDays = Self("NOTICE_RETENTION_DAYS", "90", "stored notices older than this are purged")
+    public static let publishScope = Self("NOTICE_PUBLISH_SCOPE", "notice:publish", "scope a token needs for POST /api/notices")
     public static let devTokens = Self("NOTICE_DEV_TOKENS", nil, "development only: token1:user1,token2:user2 instead of introspection")
     public static let introspectionURL = Self("NOTICE_INTROSPECTION_URL", nil, "token introspection endpoint (RFC 7662 or Spring check_token)")
     public static let introspectionStyle = Self("NOTICE_INTROSPECTION_STYLE", "rfc7662", "rfc7662, or spring for /oauth/check_token")
@@ -44,7 +45,7 @@ public struct ConfigurationKey: Sendable, Hashable {
     public static let all: [ConfigurationKey] = [
         httpHost, httpPort, amqpURL, amqpQueue, amqpExchange, amqpPrefetch, amqpHeartbeat, pushTargets, databaseURL,
         allowedOrigins, heartbeat, maxFrameBytes, maxSessionsPerUser, maxOutboundBytes, replayLimit, retentionDays,
-        devTokens, introspectionURL, introspectionStyle, introspectionClientId, introspectionClientSecret,
+        publishScope, devTokens, introspectionURL, introspectionStyle, introspectionClientId, introspectionClientSecret,
         introspectionCacheSeconds, userIdClaims, nodeId, demo, logLevel,
     ]
 

@@ -33,6 +33,8 @@ public struct NoticeServiceConfiguration: Sendable {
     public var maxOutboundBytes: Int
     public var replayLimit: Int
     public var retentionDays: Int
+    /// The scope a token needs for `POST /api/notices`.
+    public var publishScope: String
     public var devTokens: [String: String]?
     /// Token introspection (SPEC §5); exactly one of this and ``devTokens`` is set.
     public var introspection: IntrospectionConfiguration?
@@ -79,6 +81,8 @@ public struct NoticeServiceConfiguration: Sendable {
         maxOutboundBytes = reader.int(.maxOutboundBytes, in: 4096...1_073_741_824)
         replayLimit = reader.int(.replayLimit, in: 0...10_000)
         retentionDays = reader.int(.retentionDays, in: 1...36_500)
+        publishScope = reader.string(.publishScope)
+        if publishScope.isEmpty || publishScope.contains(" ") { reader.problem(.publishScope, "must be one scope name") }
         if let tokens = reader.optional(.devTokens) {
             do {
                 devTokens = try DevTokenVerifier(parsing: tokens).users

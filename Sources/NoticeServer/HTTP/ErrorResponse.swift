@@ -7,9 +7,13 @@ struct APIError: HTTPResponseError {
     let status: HTTPResponse.Status
     let error: String
     let message: String
+    /// Extra response headers (e.g. `WWW-Authenticate` on a 401).
+    var headers: HTTPFields = [:]
 
     func response(from request: Request, context: some RequestContext) throws -> Response {
-        jsonResponse(status: status, ["error": error, "message": message])
+        var response = jsonResponse(status: status, ["error": error, "message": message])
+        response.headers.append(contentsOf: headers)
+        return response
     }
 }
 
