@@ -44,6 +44,9 @@ public func buildService(
     let hub = DeliveryHub(maxSessionsPerUser: configuration.maxSessionsPerUser)
     let health = ServiceHealth()
     let recorder = DeliveryRecorder(store: store, logger: logger)
+    let relay = configuration.clusterDelivery
+        ? ClusterRelay(amqp: configuration.amqp, exchange: configuration.deliverExchange, nodeId: configuration.nodeId, hub: hub, logger: logger)
+        : nil
     let verifier: any TokenVerifier
     var httpClient: HTTPClient?
     if let introspection = configuration.introspection {
@@ -67,6 +70,7 @@ public func buildService(
         connection: connection,
         store: store,
         hub: hub,
+        relay: relay,
         health: health,
         configuration: configuration,
         ids: ids,
@@ -79,6 +83,7 @@ public func buildService(
         verifier: verifier,
         store: store,
         recorder: recorder,
+        relay: relay,
         session: configuration.session,
         maxFrameBytes: configuration.maxFrameBytes,
         maxOutboundBytes: configuration.maxOutboundBytes,
@@ -97,7 +102,7 @@ public func buildService(
         }
         throw APIError(status: .badRequest, error: "upgrade_required", message: "Can \"Upgrade\" only to \"WebSocket\".")
     }
-    HealthRoutes(connection: connection, store: store, health: health).addRoutes(to: router)
+    HealthRoutes(connection: connection, relay: relay, store: store, health: health).addRoutes(to: router)
     NoticeAPIRoutes(
         verifier: verifier,
         store: store,
@@ -146,6 +151,7 @@ public func buildService(
                 .init(service: SessionCloser(hub: hub, logger: logger)),
                 .init(service: RetentionService(store: store, retention: .seconds(configuration.retentionDays * 86_400), logger: logger)),
                 .init(service: recorder),
+            ] + (relay.map { [.init(service: $0)] } ?? []) + [
                 .init(service: pipeline),
             ],
             gracefulShutdownSignals: signals,

@@ -30,7 +30,9 @@ final class ConnectionWorker: @unchecked Sendable {
     private var generation: UInt64 = 0
     private var acks = AckTracker()
     private var publishSequence: UInt64 = 0
-    private var pendingConfirms: [UInt64: CheckedContinuation<Void, any Error>] = [:]
+    private var pendingConfirms: [UInt64: RabbitMQConnection.PublishCompletion] = [:]
+    /// Bindings made with `bind` and not unbound: declared again on every connect.
+    private var dynamicBindings: [AMQPTopology.Binding] = []
     private var partial: PartialDelivery?
     private var skippingContent = false
     private var batch: [AMQPDelivery] = []
@@ -107,6 +109,7 @@ final class ConnectionWorker: @unchecked Sendable {
         amqp_channel_open(connection, Self.consumeChannel)
         try check(amqp_get_rpc_reply(connection), "channel.open")
         try declare(owner.topology, on: connection, arena: arena)
+        try declare(AMQPTopology(bindings: dynamicBindings), on: connection, arena: arena)
 
         amqp_channel_open(connection, Self.publishChannel)
         try check(amqp_get_rpc_reply(connection), "channel.open")
@@ -287,8 +290,8 @@ final class ConnectionWorker: @unchecked Sendable {
     private func confirm(upTo tag: UInt64, multiple: Bool, result error: AMQPError?) {
         let tags = multiple ? pendingConfirms.keys.filter { $0 <= tag } : [tag]
         for tag in tags {
-            guard let continuation = pendingConfirms.removeValue(forKey: tag) else { continue }
-            if let error { continuation.resume(throwing: error) } else { continuation.resume() }
+            guard let completion = pendingConfirms.removeValue(forKey: tag) else { continue }
+            completion(error.map { .failure($0) } ?? .success(()))
         }
     }
 
@@ -310,9 +313,9 @@ final class ConnectionWorker: @unchecked Sendable {
                 for tag in tags where tag.connection == generation && connection != nil {
                     acks.settle(tag.value)
                 }
-            case .publish(let message, let exchange, let routingKey, let continuation):
+            case .publish(let message, let exchange, let routingKey, let completion):
                 guard let connection else {
-                    continuation.resume(throwing: AMQPError.notConnected)
+                    completion(.failure(AMQPError.notConnected))
                     continue
                 }
                 let arena = CArena()
@@ -322,14 +325,17 @@ final class ConnectionWorker: @unchecked Sendable {
                     &properties, arena.bytes(message.body)
                 )
                 guard status == AMQP_STATUS_OK.rawValue else {
-                    continuation.resume(throwing: AMQPError.notConnected)
+                    completion(.failure(AMQPError.notConnected))
                     throw AMQPError.library("basic.publish: \(String(cString: amqp_error_string2(status)))")
                 }
                 publishSequence += 1
-                pendingConfirms[publishSequence] = continuation
+                pendingConfirms[publishSequence] = completion
             case .bind(let binding, let unbind, let continuation):
+                dynamicBindings.removeAll { $0 == binding }
+                if !unbind { dynamicBindings.append(binding) }
                 guard let connection else {
-                    continuation.resume(throwing: AMQPError.notConnected)
+                    // Applied on the next connect.
+                    continuation.resume()
                     continue
                 }
                 let arena = CArena()
@@ -390,7 +396,7 @@ final class ConnectionWorker: @unchecked Sendable {
     }
 
     private func teardown() {
-        for continuation in pendingConfirms.values { continuation.resume(throwing: AMQPError.notConnected) }
+        for completion in pendingConfirms.values { completion(.failure(AMQPError.notConnected)) }
         pendingConfirms = [:]
         partial = nil
         batch = []

@@ -18,6 +18,9 @@ import Synchronization
 /// Other tasks talk to the owning thread through a command queue and an eventfd that
 /// wakes its `poll`.
 public final class RabbitMQConnection: Sendable {
+    /// What a non-waiting ``publish(_:exchange:routingKey:completion:)`` is told.
+    public typealias PublishCompletion = @Sendable (Result<Void, any Error>) -> Void
+
     /// Batches of consumed messages, in queue order.
     public let deliveries: AsyncStream<[AMQPDelivery]>
 
@@ -85,19 +88,27 @@ public final class RabbitMQConnection: Sendable {
     /// the connection is lost before the confirm (the message may then have been routed).
     public func publish(_ message: AMQPMessage, exchange: String, routingKey: String) async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            mailbox.post(.publish(message, exchange: exchange, routingKey: routingKey, continuation))
+            mailbox.post(.publish(message, exchange: exchange, routingKey: routingKey) { continuation.resume(with: $0) })
         }
     }
 
-    /// Binds `queue` to `exchange` with `routingKey` now. Not remembered: after a reconnect
-    /// only the ``AMQPTopology`` is declared again, so callers re-bind what they still need.
+    /// Publishes without waiting: messages posted from one task go out in the order posted, and
+    /// `completion` runs (on the connection's thread: keep it short) with the broker's confirm,
+    /// or with the error if it refused the message or the connection was lost first.
+    public func publish(_ message: AMQPMessage, exchange: String, routingKey: String, completion: @escaping PublishCompletion) {
+        mailbox.post(.publish(message, exchange: exchange, routingKey: routingKey, completion))
+    }
+
+    /// Binds `queue` to `exchange` with `routingKey`, now if connected, and again after every
+    /// reconnect (after the ``AMQPTopology``, before consuming) until ``unbind(queue:exchange:routingKey:)``.
+    /// Returns once the broker confirmed it, or at once while disconnected.
     public func bind(queue: String, exchange: String, routingKey: String) async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             mailbox.post(.bind(AMQPTopology.Binding(queue: queue, exchange: exchange, routingKey: routingKey), unbind: false, continuation))
         }
     }
 
-    /// Removes a binding made with ``bind(queue:exchange:routingKey:)``.
+    /// Removes a binding made with ``bind(queue:exchange:routingKey:)`` (and forgets it).
     public func unbind(queue: String, exchange: String, routingKey: String) async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             mailbox.post(.bind(AMQPTopology.Binding(queue: queue, exchange: exchange, routingKey: routingKey), unbind: true, continuation))
@@ -162,7 +173,7 @@ public final class RabbitMQConnection: Sendable {
 final class Mailbox: Sendable {
     enum Command: Sendable {
         case settle([DeliveryTag])
-        case publish(AMQPMessage, exchange: String, routingKey: String, CheckedContinuation<Void, any Error>)
+        case publish(AMQPMessage, exchange: String, routingKey: String, RabbitMQConnection.PublishCompletion)
         case bind(AMQPTopology.Binding, unbind: Bool, CheckedContinuation<Void, any Error>)
         case stopConsuming(CheckedContinuation<Void, Never>)
         case shutdown

@@ -30,6 +30,7 @@ final class CollectingSink: NoticeSink {
             connection: RabbitMQConnection(configuration: .init(), topology: .init(), logger: Logger(label: "unit")),
             store: store,
             hub: hub,
+            relay: nil,
             health: ServiceHealth(),
             configuration: configuration,
             ids: NoticeIDGenerator(nodeId: "unit") { clock.withLock { $0 += 1; return $0 } },

@@ -21,6 +21,8 @@ public struct ConfigurationKey: Sendable, Hashable {
     public static let amqpPrefetch = Self("NOTICE_AMQP_PREFETCH", "256", "basic.qos prefetch count (1-65535)")
     public static let amqpHeartbeat = Self("NOTICE_AMQP_HEARTBEAT_SECONDS", "30", "AMQP heartbeat asked of the broker (0 disables)")
     public static let pushTargets = Self("NOTICE_PUSH_TARGETS", "SYS", "comma-separated sendTarget values that are pushed (all are stored)")
+    public static let clusterDelivery = Self("NOTICE_CLUSTER_DELIVERY", "auto", "delivery across nodes through RabbitMQ: on, off, or auto (on with PostgreSQL)")
+    public static let deliverExchange = Self("NOTICE_AMQP_DELIVER_EXCHANGE", "notice.deliver", "topic exchange that carries notices across nodes")
     public static let databaseURL = Self("NOTICE_DB_URL", "sqlite:data/notice.sqlite", "store: sqlite:<path>")
     public static let allowedOrigins = Self("NOTICE_ALLOWED_ORIGINS", "", "comma-separated browser origins allowed (* for all; empty: same origin as Host only)")
     public static let heartbeat = Self("NOTICE_HEARTBEAT_MS", "10000", "STOMP heart-beat the server offers both ways, in ms (0 disables)")
@@ -44,6 +46,7 @@ public struct ConfigurationKey: Sendable, Hashable {
     /// All keys, in the order `--help` lists them.
     public static let all: [ConfigurationKey] = [
         httpHost, httpPort, amqpURL, amqpQueue, amqpExchange, amqpPrefetch, amqpHeartbeat, pushTargets, databaseURL,
+        clusterDelivery, deliverExchange,
         allowedOrigins, heartbeat, maxFrameBytes, maxSessionsPerUser, maxOutboundBytes, replayLimit, retentionDays,
         publishScope, devTokens, introspectionURL, introspectionStyle, introspectionClientId, introspectionClientSecret,
         introspectionCacheSeconds, userIdClaims, nodeId, demo, logLevel,

@@ -33,6 +33,9 @@ public struct NoticeServiceConfiguration: Sendable {
     public var maxOutboundBytes: Int
     public var replayLimit: Int
     public var retentionDays: Int
+    /// Whether notices cross nodes through ``deliverExchange`` (SPEC §8).
+    public var clusterDelivery: Bool
+    public var deliverExchange: String
     /// The scope a token needs for `POST /api/notices`.
     public var publishScope: String
     public var devTokens: [String: String]?
@@ -72,6 +75,18 @@ public struct NoticeServiceConfiguration: Sendable {
             } else {
                 reader.problem(.databaseURL, "must be sqlite:<path>")
             }
+        }
+        deliverExchange = reader.string(.deliverExchange)
+        if deliverExchange.isEmpty || deliverExchange.utf8.count > 200 { reader.problem(.deliverExchange, "must be 1-200 bytes") }
+        switch reader.string(.clusterDelivery).lowercased() {
+        case "on", "true": clusterDelivery = true
+        case "off", "false": clusterDelivery = false
+        case "auto":
+            // Several nodes need a shared store; SQLite is one node's.
+            if case .sqlite = database { clusterDelivery = false } else { clusterDelivery = true }
+        default:
+            clusterDelivery = false
+            reader.problem(.clusterDelivery, "must be on, off or auto")
         }
         let origins = reader.list(.allowedOrigins)
         allowedOrigins = origins.contains("*") ? .any : .list(Set(origins.map { $0.lowercased() }))

@@ -7,6 +7,7 @@ import RabbitMQ
 /// the store can take a write, with the reason when not.
 struct HealthRoutes: Sendable {
     let connection: RabbitMQConnection
+    let relay: ClusterRelay?
     let store: any NoticeStore
     let health: ServiceHealth
 
@@ -18,6 +19,9 @@ struct HealthRoutes: Sendable {
             var problems: [String: String] = [:]
             if !connection.isConnected {
                 problems["broker"] = connection.lastError ?? "not connected"
+            }
+            if let relay, !relay.isConnected {
+                problems["relay"] = relay.lastError ?? "not connected"
             }
             if let storeError = health.storeError {
                 problems["store"] = storeError

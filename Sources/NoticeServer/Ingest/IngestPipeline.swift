@@ -15,6 +15,8 @@ struct IngestPipeline: Service, CustomStringConvertible {
     let connection: RabbitMQConnection
     let store: any NoticeStore
     let hub: DeliveryHub
+    /// Set when several nodes share the queue and the store (SPEC §8).
+    let relay: ClusterRelay?
     let health: ServiceHealth
     let configuration: NoticeServiceConfiguration
     let ids: NoticeIDGenerator
@@ -96,6 +98,7 @@ struct IngestPipeline: Service, CustomStringConvertible {
                 .map { PushNotice(key: $0.key, payload: $0.payload, consumedAt: consumedAt) }
             metrics.stored.increment(by: Int64(inserted.count))
             hub.publish(notices)
+            relay?.forward(notices)
             if inserted.count < rows.count {
                 logger.debug("redelivered notices already stored", metadata: ["notice.duplicates": "\(rows.count - inserted.count)"])
             }

@@ -12,6 +12,8 @@ struct StompEnvironment: Sendable {
     let verifier: any TokenVerifier
     let store: any NoticeStore
     let recorder: DeliveryRecorder
+    /// Binds this node's relay queue to the users connected here (several nodes only).
+    let relay: ClusterRelay?
     let session: StompSession.Configuration
     let maxFrameBytes: Int
     /// Notices queued for one connection may exceed this only for ``slowReaderGrace``.
@@ -299,6 +301,8 @@ final class StompConnection: NoticeSink {
                         continue
                     }
                     registeredUser = principal.userId
+                    // Before CONNECTED: from here on, notices stored on any node reach this session.
+                    await environment.relay?.acquire(principal.userId)
                     environment.metrics.webSocketSessions.increment()
                     logger[metadataKey: "user.id"] = "\(principal.userId)"
                     guard await perform(session.authenticated(principal)) else { return false }
@@ -366,6 +370,7 @@ final class StompConnection: NoticeSink {
         func finish() async {
             if let registeredUser {
                 environment.hub.unregister(connection, userId: registeredUser)
+                environment.relay?.release(registeredUser)
                 environment.metrics.webSocketSessions.decrement()
                 logger.info("stomp disconnected")
             }

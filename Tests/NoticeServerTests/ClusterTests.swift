@@ -1,0 +1,112 @@
+import Foundation
+import NoticeCore
+import STOMP
+import Testing
+
+@testable import NoticeServer
+
+/// Delivery across nodes through RabbitMQ (SPEC §8), with two real nodes in this process sharing
+/// one store and one deliver exchange.
+@Suite struct ClusterTests {
+    struct Cluster {
+        let consumer: TestServer
+        let other: TestServer
+        let exchange: String
+    }
+
+    /// Node `consumer` consumes the notice queue; node `other` consumes a queue of its own that
+    /// nobody publishes to, so whatever its sessions receive crossed over from `consumer`.
+    func startCluster() async throws -> Cluster {
+        let exchange = "test.deliver.\(UUID().uuidString)"
+        var first = TestServer.settings()
+        first["NOTICE_CLUSTER_DELIVERY"] = "on"
+        first["NOTICE_AMQP_DELIVER_EXCHANGE"] = exchange
+        var second = TestServer.settings(databasePath: String(first["NOTICE_DB_URL"]!.dropFirst("sqlite:".count)))
+        second["NOTICE_CLUSTER_DELIVERY"] = "on"
+        second["NOTICE_AMQP_DELIVER_EXCHANGE"] = exchange
+        return Cluster(consumer: try await TestServer.start(first), other: try await TestServer.start(second), exchange: exchange)
+    }
+
+    func messages(_ client: StompTestClient, quiet: Duration = .milliseconds(700)) async -> [String] {
+        var ids: [String] = []
+        while let frame = await client.frames.next(timeout: quiet) {
+            if frame.command == .message { ids.append(frame.headers["notice-id"] ?? "?") }
+        }
+        return ids
+    }
+
+    func bindings(_ exchange: String) throws -> [String] {
+        try rabbitmqctl("list_bindings", "-q", "source_name", "routing_key").split(separator: "\n")
+            .filter { $0.hasPrefix(exchange + "\t") }.map { String($0.split(separator: "\t").last ?? "") }
+    }
+
+    @Test func noticesReachEverySessionOnceWhicheverNodeConsumedThem() async throws {
+        let cluster = try await startCluster()
+        let aliceOnOther = try await cluster.other.subscribedClient(token: "alice", user: "1")
+        let bobOnConsumer = try await cluster.consumer.subscribedClient(token: "bob", user: "2")
+        let bobOnOther = try await cluster.other.subscribedClient(token: "bob", user: "2")
+        let carolTopic = try await cluster.other.client()
+        #expect(await carolTopic.connect(token: "carol")?.command == .connected)
+        #expect(await carolTopic.subscribe("/topic/notice")?.command == .receipt)
+
+        let broker = await TestBroker()
+        var records: [String] = []
+        for id in 1...30 { records.append(#"{"id":\#(id),"userId":"\#(id % 2 == 0 ? 2 : 1)","title":"t"}"#) }
+        records.append(#"{"id":99,"broadcast":true,"title":"all"}"#)
+        try await broker.publishAll(records, to: cluster.consumer.configuration.queue, window: 50)
+
+        let odd = (1...30).filter { $0 % 2 == 1 }.map(String.init)
+        let even = (1...30).filter { $0 % 2 == 0 }.map(String.init)
+        // One node consumes in queue order and forwards in that order.
+        #expect(await messages(aliceOnOther) == odd + ["99"])
+        #expect(await messages(bobOnConsumer) == even + ["99"])
+        #expect(await messages(bobOnOther) == even + ["99"])
+        #expect(await messages(carolTopic) == ["99"])
+
+        for client in [aliceOnOther, bobOnConsumer, bobOnOther, carolTopic] { client.close() }
+        await broker.close()
+        try await cluster.other.stop()
+        try await cluster.consumer.stop()
+    }
+
+    @Test func aNodeIsBoundToExactlyTheUsersItHoldsAndRebindsAfterAReconnect() async throws {
+        let cluster = try await startCluster()
+        #expect(try bindings(cluster.exchange).sorted() == ["broadcast", "broadcast"])
+        let alice1 = try await cluster.other.subscribedClient(token: "alice", user: "1")
+        let alice2 = try await cluster.other.subscribedClient(token: "alice", user: "1")
+        #expect(try bindings(cluster.exchange).sorted() == ["broadcast", "broadcast", "user.1"])
+        alice1.close()
+        #expect(await alice1.waitUntilClosed())
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try bindings(cluster.exchange).contains("user.1"), "one session is left")
+
+        // The broker drops the relay's connection: it reconnects and declares the binding again.
+        let name = "notice-service \(cluster.other.configuration.nodeId) relay"
+        let line = try #require(try rabbitmqctl("list_connections", "-q", "pid", "client_properties").split(separator: "\n").first { $0.contains(name) })
+        _ = try rabbitmqctl("close_connection", String(try #require(line.split(separator: "\t").first)), "test: simulated failure")
+        let deadline = ContinuousClock.now + .seconds(15)
+        while try !bindings(cluster.exchange).contains("user.1"), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let broker = await TestBroker()
+        try await broker.publish(#"{"id":7,"userId":"1","title":"after the reconnect"}"#, to: cluster.consumer.configuration.queue)
+        #expect(await messages(alice2, quiet: .seconds(5)).first == "7")
+
+        alice2.close()
+        #expect(await alice2.waitUntilClosed())
+        let unbound = ContinuousClock.now + .seconds(5)
+        while try bindings(cluster.exchange).contains("user.1"), ContinuousClock.now < unbound {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(try !bindings(cluster.exchange).contains("user.1"), "unbound after the last session")
+        await broker.close()
+        try await cluster.other.stop()
+        try await cluster.consumer.stop()
+    }
+
+    @Test func userIdsAreOneRoutingWordNeverAWildcard() {
+        #expect(ClusterRelay.routingKey(forUser: "42") == "user.42")
+        #expect(ClusterRelay.routingKey(forUser: "a.b*#%") == "user.a%2Eb%2A%23%25")
+        #expect(ClusterRelay.routingKey(forUser: "zoë") == "user.zoë")
+    }
+}
