@@ -25,8 +25,22 @@ import Testing
         }
     }
 
+    /// Waits until the user's undelivered rows are `expected` (the delivery recorder commits
+    /// every 200 ms, later on a loaded machine).
+    func waitForUndelivered(_ server: TestServer, user: String, _ expected: [Int64]) async throws {
+        let store = try SQLiteNoticeStore(path: server.databasePath)
+        let deadline = ContinuousClock.now + .seconds(20)
+        var undelivered = try await store.undelivered(userId: user, limit: 1_000).map(\.noticeId)
+        while undelivered != expected, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+            undelivered = try await store.undelivered(userId: user, limit: 1_000).map(\.noticeId)
+        }
+        try await store.close()
+        #expect(undelivered == expected)
+    }
+
     /// Reads MESSAGE frames until `count` arrived or none came for `quiet`.
-    func messages(_ client: StompTestClient, count: Int, quiet: Duration = .seconds(5)) async -> [StompFrame] {
+    func messages(_ client: StompTestClient, count: Int, quiet: Duration = .seconds(20)) async -> [StompFrame] {
         var frames: [StompFrame] = []
         while frames.count < count, let frame = await client.frames.next(timeout: quiet) {
             if frame.command == .message { frames.append(frame) }
@@ -58,7 +72,7 @@ import Testing
         client.close()
 
         // All of it counts as delivered now (auto ack): a new session replays nothing.
-        try await Task.sleep(for: .milliseconds(600))  // the delivery recorder commits every 200 ms
+        try await waitForUndelivered(server, user: "1", [])
         let again = try await server.client()
         #expect(await again.connect(token: "alice")?.command == .connected)
         #expect(await again.subscribe("/notice/remind")?.command == .receipt)
@@ -90,7 +104,7 @@ import Testing
         let alice = try await server.client()
         #expect(await alice.connect(token: "alice")?.command == .connected)
         #expect(await alice.subscribe("/notice/1/remind")?.command == .receipt)
-        #expect(noticeIds(await messages(alice, count: 5, quiet: .milliseconds(500))) == ["1"])
+        #expect(noticeIds(await messages(alice, count: 5, quiet: .seconds(1))) == ["1"])
         for client in [quiet, topic, alice] { client.close() }
         await broker.close()
         try await server.stop()
@@ -115,7 +129,7 @@ import Testing
         #expect(await first.frames.next()?.headers["receipt-id"] == "n1")
         first.send(StompFrame(.disconnect, headers: ["receipt": "bye"]))
         #expect(await first.frames.next()?.command == .receipt)
-        try await Task.sleep(for: .milliseconds(600))  // the delivery recorder commits every 200 ms
+        try await waitForUndelivered(server, user: "1", [3, 4])
 
         let second = try await server.client()
         #expect(await second.connect(token: "alice")?.command == .connected)
@@ -126,11 +140,7 @@ import Testing
         second.send(StompFrame(.ack, headers: ["id": replayed[1].headers["ack"] ?? "", "receipt": "a2"]))
         #expect(await second.frames.next()?.headers["receipt-id"] == "a2")
         second.close()
-        try await Task.sleep(for: .milliseconds(600))
-
-        let store = try SQLiteNoticeStore(path: server.databasePath)
-        #expect(try await store.undelivered(userId: "1", limit: 10).map(\.noticeId) == [3])
-        try await store.close()
+        try await waitForUndelivered(server, user: "1", [3])
         await broker.close()
         try await server.stop()
     }
