@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", exact: "1.33.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
@@ -60,12 +61,13 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // Durable stores behind `NoticeStore`.
+        // Durable stores behind `NoticeStore`: SQLite (GRDB) and PostgreSQL (postgres-nio).
         .target(
             name: "NoticeStore",
             dependencies: [
                 "NoticeCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -116,7 +118,11 @@ let package = Package(
         ),
         .testTarget(name: "STOMPTests", dependencies: ["STOMP"], swiftSettings: swiftSettings),
         .testTarget(name: "NoticeCoreTests", dependencies: ["NoticeCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "NoticeStoreTests", dependencies: ["NoticeStore", "NoticeCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "NoticeStoreTests",
+            dependencies: ["NoticeStore", "NoticeCore", .product(name: "PostgresNIO", package: "postgres-nio")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "NoticeServerTests",
             dependencies: [

@@ -32,8 +32,15 @@ public func buildService(
     switch configuration.database {
     case .sqlite(let path):
         store = try SQLiteNoticeStore(path: path)
+    case .postgres(let postgres):
+        store = PostgresNoticeStore(configuration: postgres, logger: logger)
     }
-    try await store.migrate()
+    do {
+        try await store.migrate()
+    } catch {
+        try? await store.close()
+        throw error
+    }
 
     let connection = RabbitMQConnection(
         configuration: configuration.amqp,

@@ -4,9 +4,12 @@ import NoticeCore
 
 @testable import NoticeStore
 
-/// The stores the contract suite runs against. Each test gets an empty store of its own.
+/// The stores the contract suite runs against. Each test gets an empty store of its own:
+/// a new SQLite file, or a new PostgreSQL database (dropped when the store is closed).
 enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case sqlite
+    /// Needs `NOTICE_TEST_POSTGRES_URL` (scripts/test sets it); fails without it.
+    case postgres
 
     var testDescription: String { rawValue }
 
@@ -18,6 +21,17 @@ enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
             let store = try SQLiteNoticeStore(path: path)
             try await store.migrate()
             return store
+        case .postgres:
+            let database = try await PostgresTestDatabase.create()
+            let store = PostgresNoticeStore(configuration: database.configuration)
+            do {
+                try await store.migrate()
+            } catch {
+                try? await store.close()
+                try? await database.drop()
+                throw error
+            }
+            return DroppingPostgresStore(store: store, database: database)
         }
     }
 }

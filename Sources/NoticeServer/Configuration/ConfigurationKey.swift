@@ -23,7 +23,7 @@ public struct ConfigurationKey: Sendable, Hashable {
     public static let pushTargets = Self("NOTICE_PUSH_TARGETS", "SYS", "comma-separated sendTarget values that are pushed (all are stored)")
     public static let clusterDelivery = Self("NOTICE_CLUSTER_DELIVERY", "auto", "delivery across nodes through RabbitMQ: on, off, or auto (on with PostgreSQL)")
     public static let deliverExchange = Self("NOTICE_AMQP_DELIVER_EXCHANGE", "notice.deliver", "topic exchange that carries notices across nodes")
-    public static let databaseURL = Self("NOTICE_DB_URL", "sqlite:data/notice.sqlite", "store: sqlite:<path>")
+    public static let databaseURL = Self("NOTICE_DB_URL", "sqlite:data/notice.sqlite", "store: sqlite:<path>, or postgres://user:password@host[:port]/database[?sslmode=disable|require|verify-full]")
     public static let allowedOrigins = Self("NOTICE_ALLOWED_ORIGINS", "", "comma-separated browser origins allowed (* for all; empty: same origin as Host only)")
     public static let heartbeat = Self("NOTICE_HEARTBEAT_MS", "10000", "STOMP heart-beat the server offers both ways, in ms (0 disables)")
     public static let maxFrameBytes = Self("NOTICE_MAX_FRAME_BYTES", "65536", "largest STOMP frame accepted from a client")

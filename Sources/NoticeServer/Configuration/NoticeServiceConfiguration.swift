@@ -1,6 +1,7 @@
 import Foundation
 public import Logging
 public import NoticeCore
+public import NoticeStore
 public import RabbitMQ
 public import TokenIntrospection
 
@@ -8,8 +9,17 @@ public import TokenIntrospection
 /// which override it) in one place, with every problem reported at once.
 public struct NoticeServiceConfiguration: Sendable {
     /// Where notices are stored.
-    public enum Database: Sendable, Hashable {
+    public enum Database: Sendable, Hashable, CustomStringConvertible {
         case sqlite(path: String)
+        /// Its description hides the password.
+        case postgres(PostgresNoticeStore.Configuration)
+
+        public var description: String {
+            switch self {
+            case .sqlite(let path): "sqlite:\(path)"
+            case .postgres(let configuration): configuration.redactedURL
+            }
+        }
     }
 
     /// Which browser origins may open sessions (SPEC §3).
@@ -68,13 +78,17 @@ public struct NoticeServiceConfiguration: Sendable {
         let databaseURL = reader.string(.databaseURL)
         if databaseURL.hasPrefix("sqlite:"), databaseURL.count > "sqlite:".count {
             database = .sqlite(path: String(databaseURL.dropFirst("sqlite:".count)))
+        } else if databaseURL.hasPrefix("postgres://") || databaseURL.hasPrefix("postgresql://") {
+            do {
+                database = .postgres(try PostgresNoticeStore.Configuration(url: databaseURL))
+            } catch {
+                database = .sqlite(path: "data/notice.sqlite")
+                // The message never repeats the URL: it holds the password.
+                reader.problem(.databaseURL, "the PostgreSQL URL \(error.description)")
+            }
         } else {
             database = .sqlite(path: "data/notice.sqlite")
-            if databaseURL.hasPrefix("postgres://") || databaseURL.hasPrefix("postgresql://") {
-                reader.problem(.databaseURL, "PostgreSQL is not supported by this build yet; use sqlite:<path>")
-            } else {
-                reader.problem(.databaseURL, "must be sqlite:<path>")
-            }
+            reader.problem(.databaseURL, "must be sqlite:<path> or postgres://user:password@host[:port]/database")
         }
         deliverExchange = reader.string(.deliverExchange)
         if deliverExchange.isEmpty || deliverExchange.utf8.count > 200 { reader.problem(.deliverExchange, "must be 1-200 bytes") }

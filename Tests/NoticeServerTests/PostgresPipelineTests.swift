@@ -1,0 +1,135 @@
+import Foundation
+import NoticeCore
+import NoticeStore
+import STOMP
+import Testing
+
+@testable import NoticeServer
+
+/// Queue → PostgreSQL → STOMP, with the real broker and a fresh database per test
+/// (`NOTICE_TEST_POSTGRES_URL`, which scripts/test sets).
+@Suite(.serialized) struct PostgresPipelineTests {
+    func ids(_ frames: [StompFrame]) -> [String] {
+        frames.compactMap { frame in
+            guard let body = frame.bodyText, let range = body.range(of: #""id":""#) else { return nil }
+            return String(body[range.upperBound...].prefix { $0 != "\"" })
+        }
+    }
+
+    func frames(of client: StompTestClient, count: Int) async -> [StompFrame] {
+        var frames: [StompFrame] = []
+        while frames.count < count, let frame = await client.frames.next(timeout: .seconds(15)) { frames.append(frame) }
+        return frames
+    }
+
+    @Test func noticesFromTheQueueAreStoredInPostgresAndDelivered() async throws {
+        let database = try TestPostgres.createDatabase()
+        var settings = TestServer.settings()
+        settings["NOTICE_DB_URL"] = database.url
+        let server = try await TestServer.start(settings)
+        #expect(try await server.get("/health/ready").body.contains(#""store":"ok""#))
+        let alice = try await server.subscribedClient(token: "alice", user: "1")
+        let broker = await TestBroker()
+        try await broker.publish(#"{"id":501,"userId":1,"title":"with an id"}"#, to: server.configuration.queue)
+        try await broker.publish(#"{"userId":1,"title":"without an id"}"#, to: server.configuration.queue)
+        try await broker.publish(#"{"id":502,"userIds":[1,2],"title":"two users"}"#, to: server.configuration.queue)
+        try await broker.publish(#"{"id":501,"userId":1,"title":"with an id"}"#, to: server.configuration.queue)
+
+        let received = await frames(of: alice, count: 3)
+        #expect(received.map(\.command) == [.message, .message, .message])
+        #expect(ids(received).first == "501")
+        #expect(ids(received).last == "502")
+        #expect(await alice.frames.next(timeout: .milliseconds(500)) == nil)
+
+        let store = PostgresNoticeStore(configuration: try PostgresNoticeStore.Configuration(url: database.url))
+        #expect(try await store.count() == 4)
+        let stored = try #require(try await store.row(NoticeKey(noticeId: 501, recipient: "1")))
+        #expect(Array(stored.row.payload.utf8) == received[0].body)
+        #expect(try await store.row(NoticeKey(noticeId: 502, recipient: "2")) != nil)
+
+        alice.close()
+        await broker.close()
+        try await server.stop()
+        try await store.close()
+        try TestPostgres.dropDatabase(database.name)
+    }
+
+    /// The insert commits, then the broker connection drops before the ack: the broker
+    /// redelivers, and the redelivery stores nothing and pushes nothing a second time,
+    /// for notices with an id and without one (found again by their source key).
+    @Test func aRedeliveryAfterTheCommitStoresNothingTwice() async throws {
+        let database = try TestPostgres.createDatabase()
+        var settings = TestServer.settings()
+        settings["NOTICE_DB_URL"] = database.url
+        settings["NOTICE_LOG_LEVEL"] = "critical"
+        let server = try await TestServer.start(settings)
+        let alice = try await server.subscribedClient(token: "alice", user: "1")
+        let broker = await TestBroker()
+
+        // Another session holds a lock that blocks inserts (not reads) until it commits.
+        let locker = Process()
+        locker.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
+        locker.arguments = [database.url, "-qAtX", "-v", "ON_ERROR_STOP=1"]
+        let input = Pipe()
+        locker.standardInput = input
+        locker.standardOutput = FileHandle.nullDevice
+        try locker.run()
+        defer { if locker.isRunning { locker.terminate() } }
+        input.fileHandleForWriting.write(Data("BEGIN;\nLOCK TABLE notice IN EXCLUSIVE MODE;\nSELECT 1;\n".utf8))
+        let locked = """
+            SELECT count(*) FROM pg_locks JOIN pg_class ON pg_class.oid = pg_locks.relation
+            WHERE pg_class.relname = 'notice' AND pg_locks.mode = 'ExclusiveLock' AND pg_locks.granted
+            """
+        let lockDeadline = ContinuousClock.now + .seconds(10)
+        while try TestPostgres.psql(database.url, locked) != "1", ContinuousClock.now < lockDeadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        try #require(try TestPostgres.psql(database.url, locked) == "1")
+
+        for index in 1...6 {
+            let body = index.isMultiple(of: 2) ? #"{"id":\#(900 + index),"userId":1,"title":"n\#(index)"}"# : #"{"userId":1,"title":"n\#(index)"}"#
+            try await broker.publish(body, to: server.configuration.queue)
+        }
+        // Wait until the service's insert waits for the lock: consumed, not committed, not acked.
+        let blocked = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'INSERT%'"
+        let deadline = ContinuousClock.now + .seconds(10)
+        while try TestPostgres.psql(database.url, blocked) != "1", ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(try TestPostgres.psql(database.url, blocked) == "1")
+
+        // The broker drops the service's connection: its deliveries go back to the queue, redelivered.
+        let name = "notice-service \(server.configuration.nodeId)"
+        let line = try #require(try rabbitmqctl("list_connections", "-q", "pid", "client_properties").split(separator: "\n").first { $0.contains(name) })
+        let pid = try #require(line.split(separator: "\t").first)
+        _ = try rabbitmqctl("close_connection", String(pid), "test: connection lost before the ack")
+        // Now the insert commits: its ack goes to a connection that is gone.
+        input.fileHandleForWriting.write(Data("COMMIT;\n".utf8))
+        try input.fileHandleForWriting.close()
+        locker.waitUntilExit()
+
+        let received = await frames(of: alice, count: 6)
+        #expect(received.count == 6)
+        #expect(await alice.frames.next(timeout: .seconds(2)) == nil)
+        #expect(Set(ids(received)).count == 6)
+
+        let store = PostgresNoticeStore(configuration: try PostgresNoticeStore.Configuration(url: database.url))
+        #expect(try await store.count() == 6)
+        #expect(try TestPostgres.psql(database.url, "SELECT count(DISTINCT payload::json->>'title') FROM notice") == "6")
+        // Everything was acked in the end: the queue is empty.
+        let queued = ContinuousClock.now + .seconds(10)
+        var remaining = ""
+        repeat {
+            try await Task.sleep(for: .milliseconds(100))
+            remaining = try rabbitmqctl("list_queues", "-q", "name", "messages").split(separator: "\n")
+                .first { $0.hasPrefix(server.configuration.queue + "\t") }.map(String.init) ?? ""
+        } while remaining != "\(server.configuration.queue)\t0" && ContinuousClock.now < queued
+        #expect(remaining == "\(server.configuration.queue)\t0")
+
+        alice.close()
+        await broker.close()
+        try await server.stop()
+        try await store.close()
+        try TestPostgres.dropDatabase(database.name)
+    }
+}

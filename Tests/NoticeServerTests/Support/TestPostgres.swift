@@ -1,0 +1,53 @@
+import Foundation
+
+/// PostgreSQL for the service's tests, through `psql` (this target does not see postgres-nio):
+/// a fresh database per test on the server `NOTICE_TEST_POSTGRES_URL` names.
+enum TestPostgres {
+    /// The server's URL; throws, failing the test, when it is unset: these tests never skip.
+    static func serverURL() throws -> String {
+        guard let url = ProcessInfo.processInfo.environment["NOTICE_TEST_POSTGRES_URL"], !url.isEmpty else {
+            throw TestFailure(
+                "NOTICE_TEST_POSTGRES_URL is not set: run the tests with scripts/test (it starts PostgreSQL and sets it), "
+                    + "or set it to postgres://user:password@host:port/database of a role with CREATEDB"
+            )
+        }
+        return url
+    }
+
+    /// A new empty database: its name and URL (the server URL with this database).
+    static func createDatabase() throws -> (name: String, url: String) {
+        let server = try serverURL()
+        let name = "notice_test_\(Int(Date().timeIntervalSince1970))_\(UUID().uuidString.prefix(8).lowercased())"
+        _ = try psql(server, "CREATE DATABASE \(name)")
+        guard var components = URLComponents(string: server) else { throw TestFailure("NOTICE_TEST_POSTGRES_URL is not a URL") }
+        components.path = "/\(name)"
+        guard let url = components.string else { throw TestFailure("cannot build a URL for \(name)") }
+        return (name, url)
+    }
+
+    /// Drops a database made by ``createDatabase()``, closing its connections.
+    static func dropDatabase(_ name: String) throws {
+        _ = try psql(try serverURL(), "DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+    }
+
+    /// Runs `sql` with `psql` and returns its unaligned output; throws with psql's error.
+    @discardableResult
+    static func psql(_ url: String, _ sql: String) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
+        process.arguments = [url, "-v", "ON_ERROR_STOP=1", "-qAtX", "-c", sql]
+        process.environment = ProcessInfo.processInfo.environment.merging(["PGCONNECT_TIMEOUT": "5"]) { $1 }
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        let problem = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw TestFailure("psql failed: \(String(decoding: problem, as: UTF8.self))")
+        }
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
