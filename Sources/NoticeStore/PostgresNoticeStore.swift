@@ -127,11 +127,11 @@ public final class PostgresNoticeStore: NoticeStore {
                 connection.query(
                     """
                     SELECT notice_id, recipient, payload, created_at, delivered_at, read_at FROM notice
-                    WHERE recipient = \(userId) AND delivered_at IS NULL ORDER BY seq LIMIT \(limit)
+                    WHERE recipient = \(userId) AND delivered_at IS NULL ORDER BY seq DESC LIMIT \(limit)
                     """,
                     logger: logger
                 )
-            ).map(\.row)
+            ).reversed().map(\.row)
         }
     }
 

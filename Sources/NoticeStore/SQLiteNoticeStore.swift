@@ -118,10 +118,10 @@ public final class SQLiteNoticeStore: NoticeStore {
                 db,
                 sql: """
                     SELECT notice_id, recipient, payload, created_at, delivered_at, read_at FROM notice
-                    WHERE recipient = ? AND delivered_at IS NULL ORDER BY seq LIMIT ?
+                    WHERE recipient = ? AND delivered_at IS NULL ORDER BY seq DESC LIMIT ?
                     """,
                 arguments: [userId, limit]
-            ).map { Self.storedRow($0).row }
+            ).reversed().map { Self.storedRow($0).row }
         }
     }
 

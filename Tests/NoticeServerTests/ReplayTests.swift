@@ -28,7 +28,7 @@ import Testing
     /// Waits until the user's undelivered rows are `expected` (the delivery recorder commits
     /// every 200 ms, later on a loaded machine).
     func waitForUndelivered(_ server: TestServer, user: String, _ expected: [Int64]) async throws {
-        let store = try SQLiteNoticeStore(path: server.databasePath)
+        let store = try server.openStore()
         let deadline = ContinuousClock.now + .seconds(20)
         var undelivered = try await store.undelivered(userId: user, limit: 1_000).map(\.noticeId)
         while undelivered != expected, ContinuousClock.now < deadline {
@@ -48,8 +48,12 @@ import Testing
         return frames
     }
 
-    @Test func anOfflineUserGetsEverythingInOrderOnceWhilePublishingGoesOn() async throws {
-        let server = try await TestServer.start()
+    @Test(arguments: TestServer.Store.allCases)
+    func anOfflineUserGetsEverythingInOrderOnceWhilePublishingGoesOn(_ store: TestServer.Store) async throws {
+        var settings = try TestServer.settings(store: store)
+        // However many of the live ones are committed before the SUBSCRIBE, the replay takes them all.
+        settings["NOTICE_REPLAY_LIMIT"] = "1000"
+        let server = try await TestServer.start(settings)
         let broker = await TestBroker()
         let queue = server.configuration.queue
         try await broker.publishAll((1...50).map { notice($0) }, to: queue, window: 50)
@@ -84,8 +88,26 @@ import Testing
         try await server.stop()
     }
 
-    @Test func replayIsTheUsersOwnAndXReplayNoneTurnsItOff() async throws {
-        let server = try await TestServer.start()
+    @Test func theReplayLimitKeepsTheNewestWithoutAHole() async throws {
+        var settings = TestServer.settings()
+        settings["NOTICE_REPLAY_LIMIT"] = "5"
+        let server = try await TestServer.start(settings)
+        let broker = await TestBroker()
+        try await broker.publishAll((1...12).map { notice($0) }, to: server.configuration.queue, window: 12)
+        try await waitForStored(server, 12)
+        let client = try await server.subscribedClient(token: "alice", user: "1")
+        try await broker.publish(notice(13), to: server.configuration.queue)
+        #expect(noticeIds(await messages(client, count: 6)) == ["8", "9", "10", "11", "12", "13"])
+        client.close()
+        // The older ones stay undelivered: listed by the API, replayed by a later SUBSCRIBE.
+        try await waitForUndelivered(server, user: "1", Array(1...7))
+        await broker.close()
+        try await server.stop()
+    }
+
+    @Test(arguments: TestServer.Store.allCases)
+    func replayIsTheUsersOwnAndXReplayNoneTurnsItOff(_ store: TestServer.Store) async throws {
+        let server = try await TestServer.start(try TestServer.settings(store: store))
         let broker = await TestBroker()
         let queue = server.configuration.queue
         try await broker.publishAll([notice(1), notice(2, user: "2"), #"{"id":3,"broadcast":true,"title":"all"}"#], to: queue, window: 3)
@@ -110,8 +132,9 @@ import Testing
         try await server.stop()
     }
 
-    @Test func clientAckUnackedNoticesComeBackOnTheNextConnection() async throws {
-        let server = try await TestServer.start()
+    @Test(arguments: TestServer.Store.allCases)
+    func clientAckUnackedNoticesComeBackOnTheNextConnection(_ store: TestServer.Store) async throws {
+        let server = try await TestServer.start(try TestServer.settings(store: store))
         let broker = await TestBroker()
         let first = try await server.client()
         #expect(await first.connect(token: "alice")?.command == .connected)
@@ -145,15 +168,16 @@ import Testing
         try await server.stop()
     }
 
-    @Test func readOverStompShowsInTheStore() async throws {
-        let server = try await TestServer.start()
+    @Test(arguments: TestServer.Store.allCases)
+    func readOverStompShowsInTheStore(_ store: TestServer.Store) async throws {
+        let server = try await TestServer.start(try TestServer.settings(store: store))
         let broker = await TestBroker()
         let alice = try await server.subscribedClient(token: "alice", user: "1")
         try await broker.publish(notice(77), to: server.configuration.queue)
         #expect(noticeIds(await messages(alice, count: 1)) == ["77"])
         alice.send(StompFrame(.send, headers: ["destination": "/app/notices/read", "receipt": "r"], body: Array(#"{"id":"77"}"#.utf8)))
         #expect(await alice.frames.next()?.headers["receipt-id"] == "r")
-        let store = try SQLiteNoticeStore(path: server.databasePath)
+        let store = try server.openStore()
         #expect(try await store.row(NoticeKey(noticeId: 77, recipient: "1"))?.readAt != nil)
         try await store.close()
         alice.close()

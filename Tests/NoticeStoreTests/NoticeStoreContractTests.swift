@@ -60,17 +60,18 @@ import Testing
     }
 
     @Test(arguments: StoreKind.allCases)
-    func undeliveredIsTheUsersOwnOldestFirstAndBounded(_ kind: StoreKind) async throws {
+    func undeliveredIsTheUsersOwnNewestOldestFirstAndBounded(_ kind: StoreKind) async throws {
         let store = try await kind.makeStore()
         // Stored in this order; ids deliberately not monotonic: order is the store's, not the id's.
         let ids: [Int64] = [50, 10, 40, 20, 30]
         _ = try await store.insert(ids.map { row($0, "a") } + [row(60, "b"), row(70, nil)])
         try await store.markDelivered([NoticeKey(noticeId: 40, recipient: "a")], at: 1)
         #expect(try await store.undelivered(userId: "a", limit: 100).map(\.noticeId) == [50, 10, 20, 30])
-        #expect(try await store.undelivered(userId: "a", limit: 2).map(\.noticeId) == [50, 10])
+        // Bounded: the newest two, still oldest first.
+        #expect(try await store.undelivered(userId: "a", limit: 2).map(\.noticeId) == [20, 30])
         #expect(try await store.undelivered(userId: "c", limit: 10).isEmpty)
-        let first = try #require(try await store.undelivered(userId: "a", limit: 1).first)
-        #expect(first == row(50, "a"))
+        let newest = try #require(try await store.undelivered(userId: "a", limit: 1).first)
+        #expect(newest == row(30, "a"))
         try await store.close()
     }
 

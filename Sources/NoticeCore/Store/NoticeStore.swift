@@ -47,8 +47,9 @@ public protocol NoticeStore: Sendable {
     func markDelivered(_ keys: [NoticeKey], at millis: Int64) async throws
     /// Marks the user's notice read; `false` when the user has no such notice.
     func markRead(noticeId: Int64, userId: String, at millis: Int64) async throws -> Bool
-    /// Up to `limit` of the user's own rows (not broadcasts) not yet delivered, oldest first:
-    /// what a session replays on SUBSCRIBE (SPEC §4).
+    /// The newest `limit` of the user's own rows (not broadcasts) not yet delivered, oldest
+    /// first: what a session replays on SUBSCRIBE (SPEC §4). With more than `limit`, the older
+    /// ones are left out, so what a user is shown runs on without a hole into live notices.
     func undelivered(userId: String, limit: Int) async throws -> [NoticeRow]
     /// A page of the user's own rows, newest first (the HTTP API, SPEC §7). Throws
     /// ``NoticeStoreError/unknownCursor`` when `query.before` is not a notice of the user.

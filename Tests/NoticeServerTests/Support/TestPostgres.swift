@@ -3,6 +3,9 @@ import Foundation
 /// PostgreSQL for the service's tests, through `psql` (this target does not see postgres-nio):
 /// a fresh database per test on the server `NOTICE_TEST_POSTGRES_URL` names.
 enum TestPostgres {
+    /// Every test database's name starts with this.
+    static let databasePrefix = "notice_test_"
+
     /// The server's URL; throws, failing the test, when it is unset: these tests never skip.
     static func serverURL() throws -> String {
         guard let url = ProcessInfo.processInfo.environment["NOTICE_TEST_POSTGRES_URL"], !url.isEmpty else {
@@ -17,7 +20,7 @@ enum TestPostgres {
     /// A new empty database: its name and URL (the server URL with this database).
     static func createDatabase() throws -> (name: String, url: String) {
         let server = try serverURL()
-        let name = "notice_test_\(Int(Date().timeIntervalSince1970))_\(UUID().uuidString.prefix(8).lowercased())"
+        let name = "\(databasePrefix)\(Int(Date().timeIntervalSince1970))_\(UUID().uuidString.prefix(8).lowercased())"
         _ = try psql(server, "CREATE DATABASE \(name)")
         guard var components = URLComponents(string: server) else { throw TestFailure("NOTICE_TEST_POSTGRES_URL is not a URL") }
         components.path = "/\(name)"

@@ -1,11 +1,13 @@
 import Foundation
 import Hummingbird
 import Logging
+import NoticeCore
 import NoticeServer
 import NoticeStore
 import RabbitMQ
 import ServiceLifecycle
 import Synchronization
+import Testing
 
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -23,6 +25,14 @@ struct TestServer {
     private let group: ServiceGroup
     private let task: Task<Void, any Error>
 
+    /// The kinds of store a test can run the service on.
+    enum Store: String, CaseIterable, Sendable, CustomTestStringConvertible {
+        case sqlite
+        /// A fresh database per server (`NOTICE_TEST_POSTGRES_URL`), dropped by ``stop()``.
+        case postgres
+        var testDescription: String { rawValue }
+    }
+
     /// Settings for a fresh queue and database; tweak and pass to ``start(_:)``.
     static func settings(queue: String = "test.\(UUID().uuidString)", databasePath: String? = nil) -> [String: String] {
         let path = databasePath
@@ -32,6 +42,8 @@ struct TestServer {
             "NOTICE_AMQP_URL": amqpURL,
             "NOTICE_AMQP_QUEUE": queue,
             "NOTICE_AMQP_EXCHANGE": "\(queue).direct",
+            // Servers on PostgreSQL relay across nodes: each test server gets a cluster of its own.
+            "NOTICE_AMQP_DELIVER_EXCHANGE": "\(queue).deliver",
             "NOTICE_DB_URL": "sqlite:\(path)",
             "NOTICE_DEV_TOKENS": devTokens,
             "NOTICE_NODE_ID": "test-\(UUID().uuidString.prefix(8))",
@@ -39,6 +51,13 @@ struct TestServer {
             // The origin swift-websocket's client sends (scheme and host, no port).
             "NOTICE_ALLOWED_ORIGINS": "ws://127.0.0.1",
         ]
+    }
+
+    /// Settings for a fresh queue and a fresh database of the given kind.
+    static func settings(store: Store) throws -> [String: String] {
+        var settings = settings()
+        if store == .postgres { settings["NOTICE_DB_URL"] = try TestPostgres.createDatabase().url }
+        return settings
     }
 
     static func start(_ settings: [String: String] = settings(), connectTimeout: Duration? = nil, logHandler: (any LogHandler)? = nil) async throws -> TestServer {
@@ -69,9 +88,17 @@ struct TestServer {
         return server
     }
 
-    /// Rows in the server's SQLite file.
+    /// A connection of the test's own to the server's store (close it).
+    func openStore() throws -> any NoticeStore {
+        switch configuration.database {
+        case .sqlite(let path): try SQLiteNoticeStore(path: path)
+        case .postgres(let postgres): PostgresNoticeStore(configuration: postgres)
+        }
+    }
+
+    /// Rows in the server's store.
     func storedCount() async throws -> Int {
-        let store = try SQLiteNoticeStore(path: databasePath)
+        let store = try openStore()
         do {
             let count = try await store.count()
             try await store.close()
@@ -86,6 +113,9 @@ struct TestServer {
     func stop() async throws {
         await group.triggerGracefulShutdown()
         try await task.value
+        if case .postgres(let postgres) = configuration.database, postgres.database.hasPrefix(TestPostgres.databasePrefix) {
+            try TestPostgres.dropDatabase(postgres.database)
+        }
     }
 
     func get(_ path: String, headers: [String: String] = [:]) async throws -> (status: Int, body: String) {
