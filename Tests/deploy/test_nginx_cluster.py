@@ -167,13 +167,13 @@ class Cluster:
 
     def start_node(self, name):
         port = self.nodes[name]["port"] if name in self.nodes else free_port()
-        env = dict(os.environ,
+        # The service refuses NOTICE_* settings it does not know: pass only the node's own.
+        env = dict({k: v for k, v in os.environ.items() if not k.startswith("NOTICE_")},
                    NOTICE_HTTP_HOST="127.0.0.1", NOTICE_HTTP_PORT=str(port), NOTICE_NODE_ID=f"{name}-{self.run_id}",
                    NOTICE_AMQP_URL=AMQP_URL, NOTICE_AMQP_QUEUE=self.queue, NOTICE_AMQP_EXCHANGE=self.queue + ".direct",
                    NOTICE_AMQP_DELIVER_EXCHANGE=self.exchange, NOTICE_DB_URL=self.database_url(),
                    NOTICE_DEV_TOKENS=",".join(f"{t}:{u}" for t, u in TOKENS.items()) + f",{PUBLISHER}:publisher",
                    NOTICE_ALLOWED_ORIGINS=ORIGIN, NOTICE_LOG_LEVEL="warning")
-        env.pop("NOTICE_CLUSTER_DELIVERY", None)  # auto: on with PostgreSQL, as deployed
         log = open(os.path.join(self.dir, f"{name}.log"), "ab")
         process = subprocess.Popen([BINARY, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
         self.nodes[name] = {"port": port, "process": process}
