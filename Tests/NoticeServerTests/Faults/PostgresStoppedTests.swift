@@ -129,7 +129,9 @@ struct LocalPostgresCluster {
     func whileStopped(_ body: () async throws -> Void) async throws {
         let watchdog = Process()
         watchdog.executableURL = URL(fileURLWithPath: "/bin/sh")
-        watchdog.arguments = ["-c", "sleep 180; pg_ctlcluster \(version) \(name) start >/dev/null 2>&1 || true"]
+        watchdog.arguments = [
+            "-c", "trap 'kill $! 2>/dev/null; exit 0' TERM; sleep 180 & wait $!; pg_ctlcluster \(version) \(name) start </dev/null >/dev/null 2>&1",
+        ]
         watchdog.standardOutput = FileHandle.nullDevice
         watchdog.standardError = FileHandle.nullDevice
         try watchdog.run()
