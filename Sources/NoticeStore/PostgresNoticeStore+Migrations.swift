@@ -48,6 +48,11 @@ extension PostgresNoticeStore {
     /// lock (released by COMMIT or ROLLBACK, or when the connection drops, so a crashed node
     /// never leaves it held). Waits up to ``Configuration/migrationTimeout``.
     public func migrate() async throws {
+        // Fail fast when the server cannot be reached at all (bad host, password…): only the
+        // wait for another node's migration deserves the long deadline.
+        try await perform("migrate") { connection, logger in
+            _ = try await connection.query("SELECT 1", logger: logger).collect()
+        }
         let timeoutMillis = configuration.migrationTimeout.milliseconds
         let applied = try await perform("migrate", timeout: configuration.migrationTimeout) { client, logger in
             try await client.withTransaction(logger: logger) { connection -> [Int32] in

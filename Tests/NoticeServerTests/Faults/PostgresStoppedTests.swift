@@ -129,13 +129,12 @@ struct LocalPostgresCluster {
     func whileStopped(_ body: () async throws -> Void) async throws {
         let watchdog = Process()
         watchdog.executableURL = URL(fileURLWithPath: "/bin/sh")
-        watchdog.arguments = [
-            "-c", "trap 'kill $! 2>/dev/null; exit 0' TERM; sleep 180 & wait $!; pg_ctlcluster \(version) \(name) start </dev/null >/dev/null 2>&1",
-        ]
+        watchdog.arguments = ["-c", "sleep 180 && exec pg_ctlcluster \(version) \(name) start </dev/null >/dev/null 2>&1"]
         watchdog.standardOutput = FileHandle.nullDevice
         watchdog.standardError = FileHandle.nullDevice
         try watchdog.run()
-        defer { watchdog.terminate() }
+        // SIGKILL: SIGTERM was seen not to reach it (ignored in the child); its `sleep` ends alone.
+        defer { kill(watchdog.processIdentifier, SIGKILL) }
         try Self.control("stop", "-m", "fast", cluster: self)
         do {
             try await body()
