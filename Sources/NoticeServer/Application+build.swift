@@ -9,6 +9,7 @@ import NoticeCore
 import NoticeStore
 import RabbitMQ
 public import ServiceLifecycle
+import SockJS
 import TokenIntrospection
 public import UnixSignals
 
@@ -88,12 +89,6 @@ public func buildService(
     let refused = RefusedHandshakes()
 
     let router = Router(context: NoticeRequestContext.self)
-    router.get("/ws") { request, _ -> Response in
-        guard origins.allows(request) else {
-            throw APIError(status: .forbidden, error: "forbidden_origin", message: "this origin may not connect")
-        }
-        throw APIError(status: .badRequest, error: "upgrade_required", message: "Can \"Upgrade\" only to \"WebSocket\".")
-    }
     HealthRoutes(connection: connection, store: store, health: health).addRoutes(to: router)
     router.get("/metrics") { _, _ in
         Response(
@@ -107,7 +102,13 @@ public func buildService(
     }
 
     let webSocketRouter = Router(context: NoticeRequestContext.self)
-    WebSocketEndpoint(environment: environment, origins: origins, refused: refused).addRoutes(to: webSocketRouter)
+    let webSocketEndpoint = WebSocketEndpoint(environment: environment, origins: origins, refused: refused)
+    webSocketEndpoint.addRoutes(to: webSocketRouter)
+    // SockJS at /ws/...; a plain GET /ws (no Upgrade) is its greeting.
+    let sockJS = SockJSEndpoint.make(
+        environment: environment, origins: origins, refused: refused, sessionIds: webSocketEndpoint.sessionIds, configuration: configuration.sockJS
+    )
+    sockJS.addRoutes(to: router, webSocketRouter: webSocketRouter)
 
     let app = Application(
         router: router,
@@ -131,6 +132,7 @@ public func buildService(
             services: (httpClient.map { [ServiceGroupConfiguration.ServiceConfiguration(service: HTTPClientService(client: $0))] } ?? []) + [
                 .init(service: StoreCloser(store: store)),
                 .init(service: app),
+                .init(service: sockJS),
                 .init(service: SessionCloser(hub: hub, logger: logger)),
                 .init(service: RetentionService(store: store, retention: .seconds(configuration.retentionDays * 86_400), logger: logger)),
                 .init(service: recorder),

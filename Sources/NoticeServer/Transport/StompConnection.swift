@@ -50,6 +50,8 @@ final class StompConnection: NoticeSink {
     }
 
     let id: String
+    /// The `transport` label of the session metric (`websocket`, `sockjs_xhr_streaming`, …).
+    let transport: String
     private let environment: StompEnvironment
     private let handshakeToken: String?
     private let events: AsyncStream<Event>
@@ -63,8 +65,9 @@ final class StompConnection: NoticeSink {
     private let overLimitSince = Atomic<Int64>(0)
     private let cancelDriver = Mutex<(@Sendable () -> Void)?>(nil)
 
-    init(id: String, handshakeToken: String?, environment: StompEnvironment) {
+    init(id: String, handshakeToken: String?, environment: StompEnvironment, transport: String = "websocket") {
         self.id = id
+        self.transport = transport
         self.handshakeToken = handshakeToken
         self.environment = environment
         (events, eventInput) = AsyncStream.makeStream(of: Event.self)
@@ -297,7 +300,7 @@ final class StompConnection: NoticeSink {
                         continue
                     }
                     registeredUser = principal.userId
-                    environment.metrics.webSocketSessions.increment()
+                    environment.metrics.sessions(transport: connection.transport).increment()
                     logger[metadataKey: "user.id"] = "\(principal.userId)"
                     guard await perform(session.authenticated(principal)) else { return false }
                     decoder.version = session.version
@@ -332,7 +335,7 @@ final class StompConnection: NoticeSink {
         func finish() async {
             if let registeredUser {
                 environment.hub.unregister(connection, userId: registeredUser)
-                environment.metrics.webSocketSessions.decrement()
+                environment.metrics.sessions(transport: connection.transport).decrement()
                 logger.info("stomp disconnected")
             }
             await outbound.close()
