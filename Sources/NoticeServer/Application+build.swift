@@ -116,7 +116,7 @@ public func buildService(
             webSocketRouter: webSocketRouter,
             configuration: .init(
                 http1: .init(additionalChannelHandlers: [ForbiddenOriginUpgradeHandler(refused: refused)]),
-                ws: .init(maxFrameSize: configuration.maxFrameBytes + 1024, autoPing: .disabled)
+                ws: .init(maxFrameSize: configuration.sockJS.maxMessageBytes, autoPing: .disabled)
             )
         ),
         configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "notice-service"),

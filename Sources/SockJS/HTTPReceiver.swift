@@ -1,3 +1,4 @@
+import HTTPTypes
 import Hummingbird
 import NIOCore
 
@@ -24,9 +25,12 @@ extension SockJSServer {
         case .full: return SockJSHTTP.text(.serviceUnavailable, "Too many sessions.")
         }
         let limit = configuration.responseLimit
+        var headers = SockJSHTTP.dynamic(request, contentType: framing.contentType)
+        // nginx would otherwise hold streamed frames in its buffers.
+        if framing.streaming, let name = HTTPField.Name("X-Accel-Buffering") { headers[name] = "no" }
         return Response(
             status: .ok,
-            headers: SockJSHTTP.dynamic(request, contentType: framing.contentType),
+            headers: headers,
             body: ResponseBody { writer in
                 if let prelude = framing.prelude { try await writer.write(ByteBuffer(string: prelude)) }
                 await Self.serve(session, framing: framing, limit: limit, writer: &writer)

@@ -184,6 +184,7 @@ import Testing
         #expect(stream["content-type"] == "application/javascript; charset=UTF-8")
         #expect(stream["cache-control"] == Self.noCache)
         #expect(stream["access-control-allow-origin"] == "*")
+        #expect(stream["x-accel-buffering"] == "no")
         #expect(await stream.next() == String(repeating: "h", count: 2048) + "\n")
         #expect(await stream.next() == "o\n")
         let message = "\"" + String(repeating: "x", count: 128) + "\""
@@ -316,8 +317,8 @@ import Testing
         #expect(try await HTTPTestClient.post(url + "/xhr_send", body: #"["kept"]"#).status == 204)
         try await Task.sleep(for: .milliseconds(200))
         #expect(try await HTTPTestClient.post(url + "/xhr").body == "a[\"kept\"]\n")
-        // After the disconnect delay (500 ms here) without a receiver the session is gone.
-        try await Task.sleep(for: .milliseconds(1500))
+        // After the disconnect delay (2 s here) without a receiver the session is gone.
+        try await Task.sleep(for: .milliseconds(3500))
         #expect(try await HTTPTestClient.post(url + "/xhr_send", body: #"["late"]"#).status == 404)
         #expect(server.echo.sessionCount == 0)
         try await server.stop()

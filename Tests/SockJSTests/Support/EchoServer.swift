@@ -18,7 +18,8 @@ struct EchoServer {
         var configuration = SockJSConfiguration()
         configuration.responseLimit = 4096
         configuration.heartbeatInterval = .milliseconds(600)
-        configuration.disconnectDelay = .milliseconds(500)
+        // Long enough that a test's requests between two polls never outlast it on a busy machine.
+        configuration.disconnectDelay = .seconds(2)
         configuration.maxQueuedBytes = 16 * 1024
         configuration.maxMessageBytes = 8 * 1024
         return configuration
