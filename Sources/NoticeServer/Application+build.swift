@@ -115,7 +115,7 @@ public func buildService(
         server: .http1WebSocketUpgrade(
             webSocketRouter: webSocketRouter,
             configuration: .init(
-                http1: .init(additionalChannelHandlers: [ForbiddenOriginUpgradeHandler(refused: refused)]),
+                http1: .init(additionalChannelHandlers: [ForbiddenOriginUpgradeHandler(refused: refused), BrowserGoneHandler()]),
                 ws: .init(maxFrameSize: configuration.sockJS.maxMessageBytes, autoPing: .disabled)
             )
         ),

@@ -33,7 +33,7 @@ extension SockJSServer {
             headers: headers,
             body: ResponseBody { writer in
                 if let prelude = framing.prelude { try await writer.write(ByteBuffer(string: prelude)) }
-                await Self.serve(session, framing: framing, limit: limit, writer: &writer)
+                await Self.serve(session, framing: framing, limit: limit, channel: context.channel, writer: &writer)
                 try await writer.finish(nil)
             }
         )
@@ -46,7 +46,9 @@ extension SockJSServer {
         return SockJSHTTP.isValidId(id) ? id : nil
     }
 
-    private static func serve(_ session: SockJSSession, framing: HTTPFraming, limit: Int, writer: inout any ResponseBodyWriter) async {
+    private static func serve(
+        _ session: SockJSSession, framing: HTTPFraming, limit: Int, channel: any Channel, writer: inout any ResponseBodyWriter
+    ) async {
         let receiver: SockJSSession.Receiver
         switch session.attach() {
         case .busy:
@@ -58,6 +60,9 @@ extension SockJSServer {
         case .attached(let attached):
             receiver = attached
         }
+        // A browser that goes away while the receiver waits is noticed at once, not at the next
+        // heartbeat (a no-op if the receiver is gone by then: the connection may be reused).
+        channel.closeFuture.whenComplete { _ in session.detach(receiver, interrupted: true) }
         var wake = receiver.wake.makeAsyncIterator()
         var sent = 0
         while true {
@@ -78,7 +83,7 @@ extension SockJSServer {
                     return
                 }
             case .idle:
-                // nil: the request was cancelled (the client went away).
+                // nil: the browser went away (the channel closed or the request was cancelled).
                 guard await wake.next() != nil else {
                     session.detach(receiver, interrupted: true)
                     return

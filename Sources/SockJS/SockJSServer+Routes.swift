@@ -26,7 +26,7 @@ extension SockJSServer {
 }
 
 /// Refuses the requests the endpoint's filter refuses (e.g. a foreign `Origin`).
-struct SockJSFilterMiddleware<Context: RequestContext & WebSocketRequestContext>: RouterMiddleware {
+struct SockJSFilterMiddleware<Context: SockJSRequestContext>: RouterMiddleware {
     let filter: SockJSServer<Context>.RequestFilter
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {

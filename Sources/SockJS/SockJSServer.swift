@@ -1,5 +1,5 @@
 public import Hummingbird
-public import HummingbirdWebSocket
+import HummingbirdWebSocket
 public import Logging
 public import ServiceLifecycle
 import Synchronization
@@ -10,7 +10,7 @@ import Synchronization
 ///
 /// Add it to the service group after the HTTP server, so that on shutdown it ends its
 /// sessions (and with them the streaming responses) before the server stops.
-public final class SockJSServer<Context: RequestContext & WebSocketRequestContext>: Service, Sendable {
+public final class SockJSServer<Context: SockJSRequestContext>: Service, Sendable {
     /// Runs for each session, from its first request until it closes; the session is closed
     /// when it returns.
     public typealias Handler = @Sendable (SockJSSession) async -> Void

@@ -4,7 +4,7 @@ import Testing
 @testable import SockJS
 
 /// Frames and JSON, without sockets.
-typealias BasicContext = BasicWebSocketRequestContext
+typealias BasicContext = BasicSockJSRequestContext
 
 @Suite struct SockJSFrameTests {
     @Test func framesAreWrittenAsSockJSSpellsThem() {

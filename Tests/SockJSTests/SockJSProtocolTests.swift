@@ -346,3 +346,29 @@ import Testing
         try await server.stop()
     }
 }
+
+extension SockJSProtocolTests {
+    @Test func abortedStreamingReceiverIsNoticed() async throws {
+        let server = try await EchoServer.start()
+        let url = session(server)
+        // The first receiver is curl, which drops the connection after 1.5 s.
+        let curl = Process()
+        curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        curl.arguments = ["-s", "-N", "-o", "/dev/null", "-X", "POST", "-m", "1.5", url + "/xhr_streaming"]
+        try curl.run()
+        try await Task.sleep(for: .milliseconds(700))
+        let second = try await HTTPTestClient.stream(.POST, url + "/xhr_streaming", delimiter: "\n")
+        _ = await second.next()
+        #expect(await second.next() == "c[2010,\"Another connection still open\"]\n")
+        #expect(await second.ended())
+        while curl.isRunning { try await Task.sleep(for: .milliseconds(50)) }
+        try await Task.sleep(for: .milliseconds(200))
+        // sockjs-protocol: after an aborted receiver, a new one gets a new session or 1002.
+        let third = try await HTTPTestClient.stream(.POST, url + "/xhr_streaming", delimiter: "\n")
+        _ = await third.next()
+        let answer = await third.next()
+        #expect(answer == "o\n" || answer == "c[1002,\"Connection interrupted\"]\n", "\(String(describing: answer))")
+        third.cancel()
+        try await server.stop()
+    }
+}

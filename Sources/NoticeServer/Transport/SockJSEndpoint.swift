@@ -54,3 +54,6 @@ struct SockJSStompOutbound: StompOutbound {
         session.close()
     }
 }
+
+/// It already carries the channel SockJS watches for browsers that go away.
+extension NoticeRequestContext: SockJSRequestContext {}

@@ -9,7 +9,7 @@ import Synchronization
 /// and one at `/close` (sessions are closed at once), as sockjs-protocol's test server has.
 struct EchoServer {
     let port: Int
-    let echo: SockJSServer<BasicWebSocketRequestContext>
+    let echo: SockJSServer<BasicSockJSRequestContext>
     private let group: ServiceGroup
     private let task: Task<Void, any Error>
 
@@ -28,20 +28,23 @@ struct EchoServer {
     static func start(_ configuration: SockJSConfiguration = testConfiguration) async throws -> EchoServer {
         var logger = Logger(label: "test.sockjs")
         logger.logLevel = .critical
-        let echo = SockJSServer<BasicWebSocketRequestContext>(prefix: "/echo", configuration: configuration, logger: logger) { session in
+        let echo = SockJSServer<BasicSockJSRequestContext>(prefix: "/echo", configuration: configuration, logger: logger) { session in
             for await message in session.messages {
                 do { try session.send(message) } catch { return }
             }
         }
-        let close = SockJSServer<BasicWebSocketRequestContext>(prefix: "/close", configuration: configuration, logger: logger) { _ in }
-        let router = Router(context: BasicWebSocketRequestContext.self)
-        let webSocketRouter = Router(context: BasicWebSocketRequestContext.self)
+        let close = SockJSServer<BasicSockJSRequestContext>(prefix: "/close", configuration: configuration, logger: logger) { _ in }
+        let router = Router(context: BasicSockJSRequestContext.self)
+        let webSocketRouter = Router(context: BasicSockJSRequestContext.self)
         echo.addRoutes(to: router, webSocketRouter: webSocketRouter)
         close.addRoutes(to: router, webSocketRouter: webSocketRouter)
         let ports = AsyncStream.makeStream(of: Int.self)
         let app = Application(
             router: router,
-            server: .http1WebSocketUpgrade(webSocketRouter: webSocketRouter),
+            server: .http1WebSocketUpgrade(
+                webSocketRouter: webSocketRouter,
+                configuration: .init(http1: .init(additionalChannelHandlers: [BrowserGoneHandler()]))
+            ),
             configuration: .init(address: .hostname("127.0.0.1", port: 0)),
             onServerRunning: { channel in ports.continuation.yield(channel.localAddress?.port ?? 0) },
             logger: logger
