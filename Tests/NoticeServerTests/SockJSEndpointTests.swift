@@ -101,3 +101,16 @@ import FoundationNetworking
         try await server.stop()
     }
 }
+
+extension SockJSEndpointTests {
+    @Test func shutdownTellsSockJSSessionsBeforeTheServerStops() async throws {
+        let server = try await TestServer.start()
+        let client = try await SockJSStompClient.open(port: server.port, transport: .xhrStreaming)
+        #expect(await client.connect(token: "alice")?.command == .connected)
+        try await server.stop()
+        let error = try #require(await client.frames.next())
+        #expect(error.command == .error)
+        #expect(error.headers["message"] == "server shutting down")
+        client.close()
+    }
+}
