@@ -132,7 +132,6 @@ let package = Package(
             dependencies: [
                 "SockJS",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -238,13 +238,13 @@ import Testing
 
     @Test func webSocketTransportEchoesIgnoresEmptyAndDropsBrokenJSON() async throws {
         let server = try await EchoServer.start()
-        let ws = try await WSTestClient.open("ws://127.0.0.1:\(server.port)/echo/000/\(UUID().uuidString)/websocket")
-        #expect(await ws.received.next() == "o")
+        let ws = try await BlockingWebSocket.open(port: server.port, path: "/echo/000/\(UUID().uuidString)/websocket")
+        #expect(await ws.next() == "o")
         ws.send("")
         ws.send(#"["a"]"#)
-        #expect(await ws.received.next() == #"a["a"]"#)
+        #expect(await ws.next() == #"a["a"]"#)
         ws.send(#""single""#)
-        #expect(await ws.received.next() == #"a["single"]"#)
+        #expect(await ws.next() == #"a["single"]"#)
         ws.send(#"["a"#)
         #expect(await ws.closed())
         try await server.stop()
@@ -252,9 +252,9 @@ import Testing
 
     @Test func webSocketCloseFrameThenClose() async throws {
         let server = try await EchoServer.start()
-        let ws = try await WSTestClient.open("ws://127.0.0.1:\(server.port)/close/000/\(UUID().uuidString)/websocket")
-        #expect(await ws.received.next() == "o")
-        #expect(await ws.received.next() == #"c[3000,"Go away!"]"#)
+        let ws = try await BlockingWebSocket.open(port: server.port, path: "/close/000/\(UUID().uuidString)/websocket")
+        #expect(await ws.next() == "o")
+        #expect(await ws.next() == #"c[3000,"Go away!"]"#)
         #expect(await ws.closed())
         try await server.stop()
     }
@@ -275,11 +275,11 @@ import Testing
 
     @Test func rawWebSocketHasNoFraming() async throws {
         let server = try await EchoServer.start()
-        let ws = try await WSTestClient.open("ws://127.0.0.1:\(server.port)/echo/websocket")
+        let ws = try await BlockingWebSocket.open(port: server.port, path: "/echo/websocket")
         ws.send("Hello world!\u{FFFF}")
-        #expect(await ws.received.next() == "Hello world!\u{FFFF}")
+        #expect(await ws.next() == "Hello world!\u{FFFF}")
         ws.close()
-        let closing = try await WSTestClient.open("ws://127.0.0.1:\(server.port)/close/websocket")
+        let closing = try await BlockingWebSocket.open(port: server.port, path: "/close/websocket")
         #expect(await closing.closed())
         try await server.stop()
     }

@@ -37,25 +37,22 @@ final class SockJSStompClient: Sendable {
         self.outgoing = outgoing
         switch transport {
         case .webSocket:
-            let logger = {
-                var logger = Logger(label: "test.sockjs-ws")
-                logger.logLevel = .critical
-                return logger
-            }()
+            // BlockingWebSocket, not HummingbirdWSClient: see its note on frames sent right after 101.
+            let port = Int(base.split(separator: "/")[0].split(separator: ":")[1]) ?? 0
+            let path = "/" + base.split(separator: "/").dropFirst().joined(separator: "/") + "/websocket" + query
             start {
-                _ = try? await WebSocketClient.connect(url: "ws://\(base)/websocket\(query)", logger: logger) { inbound, outbound, _ in
-                    let writer = Task {
-                        for await message in stream {
-                            do { try await outbound.write(.text(Self.encode([message]))) } catch { return }
-                        }
-                    }
-                    do {
-                        for try await message in inbound.messages(maxSize: 1 << 20) {
-                            if case .text(let text) = message { self.handle(frame: text) }
-                        }
-                    } catch {}
-                    writer.cancel()
+                guard let socket = try? await BlockingWebSocket.open(port: port, path: path) else {
+                    self.frames.finish()
+                    return
                 }
+                let writer = Task {
+                    for await message in stream { socket.send(Self.encode([message])) }
+                }
+                while !Task.isCancelled, let text = await socket.next(timeout: .seconds(3600)) {
+                    self.handle(frame: text)
+                }
+                writer.cancel()
+                socket.close()
                 self.frames.finish()
             }
         case .xhrStreaming, .xhrPolling:
