@@ -23,7 +23,14 @@ public final class SockJSServer<Context: SockJSRequestContext>: Service, Sendabl
     let filter: RequestFilter
     let handler: Handler
     let logger: Logger
-    private let sessions = Mutex<[String: SockJSSession]>([:])
+    /// HTTP sessions by the id in their URLs; WebSocket ones by a number of their own, in a
+    /// key space no URL can reach.
+    enum SessionKey: Hashable {
+        case id(String)
+        case webSocket(UInt64)
+    }
+
+    private let sessions = Mutex<[SessionKey: SockJSSession]>([:])
     private let starts: AsyncStream<SockJSSession>
     private let startInput: AsyncStream<SockJSSession>.Continuation
     private let privateIds = Atomic<UInt64>(0)
@@ -59,11 +66,20 @@ public final class SockJSServer<Context: SockJSRequestContext>: Service, Sendabl
 
     /// The session `id`, opened now for `transport` if there is none.
     func session(id: String, transport: SockJSTransport, request: Request) -> Lookup {
+        session(key: .id(id), transport: transport, request: request)
+    }
+
+    private func session(key: SessionKey, transport: SockJSTransport, request: Request) -> Lookup {
         let result: Lookup = sessions.withLock { sessions in
-            if let session = sessions[id] { return .existing(session) }
+            if let session = sessions[key] { return .existing(session) }
             guard sessions.count < configuration.maxSessions else { return .full }
+            let id: String
+            switch key {
+            case .id(let value): id = value
+            case .webSocket(let number): id = "websocket-\(number)"
+            }
             let session = SockJSSession(id: id, transport: transport, uri: request.uri, headers: request.headers, configuration: configuration)
-            sessions[id] = session
+            sessions[key] = session
             return .created(session)
         }
         if case .created(let session) = result { startInput.yield(session) }
@@ -73,19 +89,19 @@ public final class SockJSServer<Context: SockJSRequestContext>: Service, Sendabl
 
     /// The session `id` if it exists.
     func existingSession(id: String) -> SockJSSession? {
-        sessions.withLock { $0[id] }
+        sessions.withLock { $0[.id(id)] }
     }
 
     /// A session for one WebSocket: its lifetime is the socket's, so it is kept under a
-    /// private key (two sockets may use the same session id).
-    func webSocketSession(transport: SockJSTransport, request: Request) -> (key: String, session: SockJSSession)? {
-        let key = "\u{0}ws-\(privateIds.wrappingAdd(1, ordering: .relaxed).newValue)"
-        guard case .created(let session) = session(id: key, transport: transport, request: request) else { return nil }
+    /// private key (two sockets may use the same session id, and none may reach another's).
+    func webSocketSession(transport: SockJSTransport, request: Request) -> (key: SessionKey, session: SockJSSession)? {
+        let key = SessionKey.webSocket(privateIds.wrappingAdd(1, ordering: .relaxed).newValue)
+        guard case .created(let session) = session(key: key, transport: transport, request: request) else { return nil }
         return (key, session)
     }
 
     /// Forgets the session kept under `key`.
-    func forget(_ key: String) {
+    func forget(_ key: SessionKey) {
         sessions.withLock { _ = $0.removeValue(forKey: key) }
     }
 

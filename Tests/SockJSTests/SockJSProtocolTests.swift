@@ -372,3 +372,19 @@ extension SockJSProtocolTests {
         try await server.stop()
     }
 }
+
+extension SockJSProtocolTests {
+    @Test func webSocketSessionsCannotBeReachedByURL() async throws {
+        let server = try await EchoServer.start()
+        let id = UUID().uuidString
+        let ws = try await BlockingWebSocket.open(port: server.port, path: "/echo/000/\(id)/websocket")
+        #expect(await ws.next() == "o")
+        for sessionPart in [id, "%00ws-1", "websocket-1"] {
+            #expect(try await HTTPTestClient.post(server.base + "/000/\(sessionPart)/xhr_send", body: #"["x"]"#).status == 404)
+        }
+        ws.send(#"["mine"]"#)
+        #expect(await ws.next() == #"a["mine"]"#)
+        ws.close()
+        try await server.stop()
+    }
+}
