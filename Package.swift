@@ -43,6 +43,18 @@ let package = Package(
         ),
         // STOMP 1.0–1.2 frames, decoder, encoder: pure, no I/O.
         .target(name: "STOMP", swiftSettings: swiftSettings),
+        // SockJS 0.3 server: frames, sessions, one file per transport, as Hummingbird routes.
+        .target(
+            name: "SockJS",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // RFC 7662 / Spring check_token client, cache, single flight.
         .target(
             name: "TokenIntrospection",
@@ -76,7 +88,7 @@ let package = Package(
         .target(
             name: "NoticeServer",
             dependencies: [
-                "RabbitMQ", "STOMP", "NoticeCore", "NoticeStore", "TokenIntrospection",
+                "RabbitMQ", "STOMP", "NoticeCore", "NoticeStore", "TokenIntrospection", "SockJS",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -117,6 +129,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "STOMPTests", dependencies: ["STOMP"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "SockJSTests",
+            dependencies: [
+                "SockJS",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "NoticeCoreTests", dependencies: ["NoticeCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "NoticeStoreTests",
@@ -126,7 +146,8 @@ let package = Package(
         .testTarget(
             name: "NoticeServerTests",
             dependencies: [
-                "NoticeServer", "RabbitMQ", "STOMP", "NoticeCore",
+                "NoticeServer", "RabbitMQ", "STOMP", "NoticeCore", "SockJS",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             ],

@@ -9,6 +9,7 @@ import NoticeCore
 import NoticeStore
 import RabbitMQ
 public import ServiceLifecycle
+import SockJS
 import TokenIntrospection
 public import UnixSignals
 
@@ -103,12 +104,6 @@ public func buildService(
     let refused = RefusedHandshakes()
 
     let router = Router(context: NoticeRequestContext.self)
-    router.get("/ws") { request, _ -> Response in
-        guard origins.allows(request) else {
-            throw APIError(status: .forbidden, error: "forbidden_origin", message: "this origin may not connect")
-        }
-        throw APIError(status: .badRequest, error: "upgrade_required", message: "Can \"Upgrade\" only to \"WebSocket\".")
-    }
     HealthRoutes(connection: connection, relay: relay, store: store, health: health).addRoutes(to: router)
     NoticeAPIRoutes(
         verifier: verifier,
@@ -131,15 +126,21 @@ public func buildService(
     }
 
     let webSocketRouter = Router(context: NoticeRequestContext.self)
-    WebSocketEndpoint(environment: environment, origins: origins, refused: refused).addRoutes(to: webSocketRouter)
+    let webSocketEndpoint = WebSocketEndpoint(environment: environment, origins: origins, refused: refused)
+    webSocketEndpoint.addRoutes(to: webSocketRouter)
+    // SockJS at /ws/...; a plain GET /ws (no Upgrade) is its greeting.
+    let sockJS = SockJSEndpoint.make(
+        environment: environment, origins: origins, refused: refused, sessionIds: webSocketEndpoint.sessionIds, configuration: configuration.sockJS
+    )
+    sockJS.addRoutes(to: router, webSocketRouter: webSocketRouter)
 
     let app = Application(
         router: router,
         server: .http1WebSocketUpgrade(
             webSocketRouter: webSocketRouter,
             configuration: .init(
-                http1: .init(additionalChannelHandlers: [ForbiddenOriginUpgradeHandler(refused: refused)]),
-                ws: .init(maxFrameSize: configuration.maxFrameBytes + 1024, autoPing: .disabled)
+                http1: .init(additionalChannelHandlers: [ForbiddenOriginUpgradeHandler(refused: refused), BrowserGoneHandler()]),
+                ws: .init(maxFrameSize: configuration.sockJS.maxMessageBytes, autoPing: .disabled)
             )
         ),
         configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "notice-service"),
@@ -155,6 +156,7 @@ public func buildService(
             services: (httpClient.map { [ServiceGroupConfiguration.ServiceConfiguration(service: HTTPClientService(client: $0))] } ?? []) + [
                 .init(service: StoreCloser(store: store)),
                 .init(service: app),
+                .init(service: sockJS),
                 .init(service: SessionCloser(hub: hub, logger: logger)),
                 .init(service: RetentionService(store: store, retention: .seconds(configuration.retentionDays * 86_400), logger: logger)),
                 .init(service: recorder),

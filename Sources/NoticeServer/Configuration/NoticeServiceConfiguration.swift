@@ -3,6 +3,7 @@ public import Logging
 public import NoticeCore
 public import NoticeStore
 public import RabbitMQ
+public import SockJS
 public import TokenIntrospection
 
 /// The whole service's settings, read from the environment (and command-line options,
@@ -56,6 +57,8 @@ public struct NoticeServiceConfiguration: Sendable {
     public var logLevel: Logger.Level
     /// A connection that has not sent CONNECT within this time is closed.
     public var connectTimeout: Duration = .seconds(10)
+    /// SockJS timers and bounds (sockjs-node's defaults; bodies bounded by the frame limit).
+    public var sockJS = SockJSConfiguration()
 
     /// The dead-letter queue: `<queue>.dead`.
     public var deadLetterQueue: String { queue + ".dead" }
@@ -159,6 +162,9 @@ public struct NoticeServiceConfiguration: Sendable {
             connectionName: "notice-service \(nodeId)"
         )
         session = StompSession.Configuration(heartBeatMillis: heartbeat, maxSubscriptions: 32)
+        sockJS.maxMessageBytes = 2 * maxFrameBytes + 1024
+        sockJS.maxPendingInboundBytes = 4 * maxFrameBytes
+        sockJS.maxQueuedBytes = maxOutboundBytes
 
         for name in values.keys where name.hasPrefix("NOTICE_") && !ConfigurationKey.all.contains(where: { $0.name == name }) {
             reader.problems.append("\(name): unknown setting")

@@ -13,8 +13,10 @@ struct ServiceMetrics: Sendable {
     let pushLatency: CoreMetrics.Timer
     let webSocketConnections: CoreMetrics.Meter
     let webSocketSessions: CoreMetrics.Meter
+    private let factory: any MetricsFactory
 
     init(factory: any MetricsFactory) {
+        self.factory = factory
         consumed = CoreMetrics.Counter(label: "notice_consumed_total", dimensions: [], factory: factory)
         stored = CoreMetrics.Counter(label: "notice_stored_total", dimensions: [], factory: factory)
         deadLettered = CoreMetrics.Counter(label: "notice_dead_lettered_total", dimensions: [], factory: factory)
@@ -23,6 +25,16 @@ struct ServiceMetrics: Sendable {
         pushLatency = CoreMetrics.Timer(label: "notice_push_latency_seconds", dimensions: [], factory: factory)
         webSocketConnections = CoreMetrics.Meter(label: "notice_connections", dimensions: [("transport", "websocket")], factory: factory)
         webSocketSessions = CoreMetrics.Meter(label: "notice_sessions", dimensions: [("transport", "websocket")], factory: factory)
+    }
+
+    /// Open transport connections (SockJS: sessions) of `transport`.
+    func connections(transport: String) -> CoreMetrics.Meter {
+        transport == "websocket" ? webSocketConnections : CoreMetrics.Meter(label: "notice_connections", dimensions: [("transport", transport)], factory: factory)
+    }
+
+    /// Connected STOMP sessions over `transport` (SPEC §7: sessions per transport).
+    func sessions(transport: String) -> CoreMetrics.Meter {
+        transport == "websocket" ? webSocketSessions : CoreMetrics.Meter(label: "notice_sessions", dimensions: [("transport", transport)], factory: factory)
     }
 }
 

@@ -54,6 +54,8 @@ final class StompConnection: NoticeSink {
     }
 
     let id: String
+    /// The `transport` label of the session metric (`websocket`, `sockjs_xhr_streaming`, …).
+    let transport: String
     private let environment: StompEnvironment
     private let handshakeToken: String?
     private let events: AsyncStream<Event>
@@ -67,8 +69,9 @@ final class StompConnection: NoticeSink {
     private let overLimitSince = Atomic<Int64>(0)
     private let cancelDriver = Mutex<(@Sendable () -> Void)?>(nil)
 
-    init(id: String, handshakeToken: String?, environment: StompEnvironment) {
+    init(id: String, handshakeToken: String?, environment: StompEnvironment, transport: String = "websocket") {
         self.id = id
+        self.transport = transport
         self.handshakeToken = handshakeToken
         self.environment = environment
         (events, eventInput) = AsyncStream.makeStream(of: Event.self)
@@ -303,7 +306,7 @@ final class StompConnection: NoticeSink {
                     registeredUser = principal.userId
                     // Before CONNECTED: from here on, notices stored on any node reach this session.
                     await environment.relay?.acquire(principal.userId)
-                    environment.metrics.webSocketSessions.increment()
+                    environment.metrics.sessions(transport: connection.transport).increment()
                     logger[metadataKey: "user.id"] = "\(principal.userId)"
                     guard await perform(session.authenticated(principal)) else { return false }
                     decoder.version = session.version
@@ -371,7 +374,7 @@ final class StompConnection: NoticeSink {
             if let registeredUser {
                 environment.hub.unregister(connection, userId: registeredUser)
                 environment.relay?.release(registeredUser)
-                environment.metrics.webSocketSessions.decrement()
+                environment.metrics.sessions(transport: connection.transport).decrement()
                 logger.info("stomp disconnected")
             }
             await outbound.close()

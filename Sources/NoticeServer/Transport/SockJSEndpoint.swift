@@ -1,0 +1,59 @@
+import Hummingbird
+import Logging
+import NIOCore
+import SockJS
+
+/// STOMP over SockJS under `/ws` (SPEC §3), for the legacy `new SockJS('/notice/ws')`: the
+/// same origin rule and `access_token` handshake parameter as the raw WebSocket endpoint,
+/// and one ``StompConnection`` per SockJS session (each SockJS message is bytes for the STOMP
+/// decoder; each STOMP frame the server writes is one SockJS message).
+struct SockJSEndpoint {
+    static func make(
+        environment: StompEnvironment,
+        origins: OriginPolicy,
+        refused: RefusedHandshakes,
+        sessionIds: SessionIDs,
+        configuration: SockJSConfiguration
+    ) -> SockJSServer<NoticeRequestContext> {
+        SockJSServer(prefix: "/ws", configuration: configuration, logger: environment.logger) { request, context, upgrade in
+            guard origins.allows(request) else {
+                if upgrade { refused.refuse(context.channel) }
+                throw APIError(status: .forbidden, error: "forbidden_origin", message: "this origin may not connect")
+            }
+        } handler: { session in
+            let transport = "sockjs_" + session.transport.rawValue
+            let token = session.uri.queryParameters["access_token"].map(String.init)
+            let connection = StompConnection(id: sessionIds.next(), handshakeToken: token, environment: environment, transport: transport)
+            let connections = environment.metrics.connections(transport: transport)
+            connections.increment()
+            defer { connections.decrement() }
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    await connection.run(outbound: SockJSStompOutbound(session: session))
+                }
+                group.addTask {
+                    for await message in session.messages { await connection.received(ByteBuffer(string: message)) }
+                    connection.inboundClosed()
+                }
+                await group.next()
+                group.cancelAll()
+            }
+        }
+    }
+}
+
+/// Queues STOMP frames as SockJS messages.
+struct SockJSStompOutbound: StompOutbound {
+    let session: SockJSSession
+
+    func send(_ text: String) async throws {
+        try session.send(text)
+    }
+
+    func close() async {
+        session.close()
+    }
+}
+
+/// It already carries the channel SockJS watches for browsers that go away.
+extension NoticeRequestContext: SockJSRequestContext {}

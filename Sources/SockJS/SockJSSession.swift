@@ -1,0 +1,235 @@
+public import HTTPTypes
+public import HummingbirdCore
+import Synchronization
+
+/// One SockJS session: the messages queued for the browser, at most one receiver (the HTTP
+/// response or WebSocket currently carrying them), and the inbound messages for the
+/// application.
+///
+/// States: *new* (the open frame not yet sent) → *open* → *closed* (a close frame is served
+/// to every later receiver until the session is forgotten). Time passes through ``tick(now:)``,
+/// which the server's reaper calls: it marks heartbeats due and tells when a session without
+/// a receiver has outlived the disconnect delay.
+public final class SockJSSession: Sendable {
+    /// A receiver's claim on the session: its id and the signal that there is something to send.
+    struct Receiver: Sendable {
+        let id: UInt64
+        let wake: AsyncStream<Void>
+    }
+
+    enum Attach {
+        case attached(Receiver)
+        /// Another receiver holds the session.
+        case busy
+        /// The session is closed and has nothing left to deliver.
+        case closed(SockJSFrame)
+    }
+
+    /// What a receiver should write next.
+    enum Take {
+        case frames([SockJSFrame], last: Bool)
+        case idle
+    }
+
+    private struct State {
+        var opened = false
+        var closeFrame: SockJSFrame?
+        var outbox: [String] = []
+        var outboxBytes = 0
+        var receiver: UInt64?
+        var wake: AsyncStream<Void>.Continuation?
+        var nextReceiver: UInt64 = 1
+        var idleSince: ContinuousClock.Instant? = .now
+        var lastFrameAt: ContinuousClock.Instant = .now
+        var heartbeatDue = false
+    }
+
+    /// The session id from the URL (WebSocket sessions get a private key instead).
+    public let id: String
+    /// The transport of the request that opened the session.
+    public let transport: SockJSTransport
+    /// The URI of the request that opened the session (its query carries e.g. `access_token`).
+    public let uri: URI
+    /// The headers of the request that opened the session.
+    public let headers: HTTPFields
+
+    let configuration: SockJSConfiguration
+    private let state = Mutex(State())
+    private let inbound: AsyncStream<String>
+    private let inboundInput: AsyncStream<String>.Continuation
+    private let pendingInbound = Atomic<Int>(0)
+
+    init(id: String, transport: SockJSTransport, uri: URI, headers: HTTPFields, configuration: SockJSConfiguration) {
+        self.id = id
+        self.transport = transport
+        self.uri = uri
+        self.headers = headers
+        self.configuration = configuration
+        (inbound, inboundInput) = AsyncStream.makeStream(of: String.self)
+    }
+
+    // MARK: Application side
+
+    /// Queues `message` for the browser.
+    public func send(_ message: String) throws(SockJSError) {
+        let wake: AsyncStream<Void>.Continuation? = try state.withLock { state throws(SockJSError) in
+            guard state.closeFrame == nil else { throw .sessionClosed }
+            state.outbox.append(message)
+            state.outboxBytes += message.utf8.count
+            guard state.outboxBytes <= configuration.maxQueuedBytes else {
+                state.outbox = []
+                state.outboxBytes = 0
+                state.closeFrame = .close(code: 1013, reason: "Too many messages queued")
+                state.wake?.yield()
+                inboundInput.finish()
+                throw .queueFull
+            }
+            return state.wake
+        }
+        wake?.yield()
+    }
+
+    /// Closes the session: receivers get what is queued, then `frame`.
+    public func close(_ frame: SockJSFrame = .goAway) {
+        state.withLock { state in
+            guard state.closeFrame == nil else { return }
+            state.closeFrame = frame
+            state.wake?.yield()
+        }
+        inboundInput.finish()
+    }
+
+    /// Whether the session is closed.
+    public var isClosed: Bool { state.withLock { $0.closeFrame != nil } }
+
+    /// The browser's messages, in order; ends when the session closes.
+    public var messages: SockJSMessages { SockJSMessages(stream: inbound, pending: self) }
+
+    fileprivate func consumed(_ message: String) {
+        pendingInbound.wrappingSubtract(message.utf8.count, ordering: .relaxed)
+    }
+
+    // MARK: Transport side
+
+    /// Hands the browser's messages to the application; waits while too much is pending.
+    /// `false` if the session is closed.
+    func received(_ messages: [String]) async -> Bool {
+        guard !isClosed else { return false }
+        for message in messages {
+            pendingInbound.wrappingAdd(message.utf8.count, ordering: .relaxed)
+            inboundInput.yield(message)
+        }
+        while pendingInbound.load(ordering: .relaxed) > configuration.maxPendingInboundBytes, !isClosed, !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(2))
+        }
+        return !isClosed
+    }
+
+    /// Claims the session for a receiver.
+    func attach() -> Attach {
+        state.withLock { state in
+            if state.receiver != nil { return .busy }
+            if let closeFrame = state.closeFrame, state.outbox.isEmpty, state.opened { return .closed(closeFrame) }
+            let (wake, input) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+            let id = state.nextReceiver
+            state.nextReceiver += 1
+            state.receiver = id
+            state.wake = input
+            state.idleSince = nil
+            return .attached(Receiver(id: id, wake: wake))
+        }
+    }
+
+    /// The frames `receiver` should write now: the open frame first, then queued messages,
+    /// then the close frame (`last`), or a heartbeat when one is due.
+    func take(_ receiver: Receiver) -> Take {
+        state.withLock { state in
+            guard state.receiver == receiver.id else { return .frames([], last: true) }
+            var frames: [SockJSFrame] = []
+            var last = false
+            if !state.opened {
+                state.opened = true
+                frames.append(.open)
+            } else if !state.outbox.isEmpty {
+                frames.append(.messages(state.outbox))
+                state.outbox = []
+                state.outboxBytes = 0
+            } else if let closeFrame = state.closeFrame {
+                frames.append(closeFrame)
+                last = true
+            } else if state.heartbeatDue {
+                frames.append(.heartbeat)
+            }
+            guard !frames.isEmpty else { return .idle }
+            state.heartbeatDue = false
+            state.lastFrameAt = .now
+            return .frames(frames, last: last)
+        }
+    }
+
+    /// Raw WebSocket: the queued messages one by one, and whether the session is closed.
+    func takeRaw(_ receiver: Receiver) -> (messages: [String], closed: Bool) {
+        state.withLock { state in
+            guard state.receiver == receiver.id else { return ([], true) }
+            state.opened = true
+            let messages = state.outbox
+            state.outbox = []
+            state.outboxBytes = 0
+            return (messages, state.closeFrame != nil)
+        }
+    }
+
+    /// `receiver` is done. `interrupted`: it went away mid-response (a network error); the
+    /// session is then closed, as sockjs-node does, since frames may have been lost.
+    func detach(_ receiver: Receiver, interrupted: Bool = false) {
+        let released = state.withLock { state in
+            guard state.receiver == receiver.id else { return false }
+            state.receiver = nil
+            state.wake?.finish()
+            state.wake = nil
+            state.idleSince = .now
+            return true
+        }
+        if released, interrupted { close(.interrupted) }
+    }
+
+    /// Advances timers; `true` when the session is to be forgotten (no receiver for longer
+    /// than the disconnect delay).
+    func tick(now: ContinuousClock.Instant) -> Bool {
+        let expired = state.withLock { state -> Bool in
+            if state.receiver != nil {
+                if now - state.lastFrameAt >= configuration.heartbeatInterval, !state.heartbeatDue {
+                    state.heartbeatDue = true
+                    state.wake?.yield()
+                }
+                return false
+            }
+            guard let idleSince = state.idleSince else { return false }
+            return now - idleSince >= configuration.disconnectDelay
+        }
+        if expired { close(.interrupted) }
+        return expired
+    }
+}
+
+/// The browser's messages to one session, in order; ends when the session closes.
+public struct SockJSMessages: AsyncSequence, Sendable {
+    public typealias Element = String
+    let stream: AsyncStream<String>
+    let pending: SockJSSession
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var iterator: AsyncStream<String>.AsyncIterator
+        let pending: SockJSSession
+
+        public mutating func next() async -> String? {
+            guard let message = await iterator.next() else { return nil }
+            pending.consumed(message)
+            return message
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(iterator: stream.makeAsyncIterator(), pending: pending)
+    }
+}

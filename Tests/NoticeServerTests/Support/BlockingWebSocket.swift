@@ -1,0 +1,1 @@
+../../SockJSTests/Support/BlockingWebSocket.swift

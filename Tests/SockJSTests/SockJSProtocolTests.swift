@@ -1,0 +1,390 @@
+import Foundation
+import Testing
+
+@testable import SockJS
+
+/// The rules of sockjs-protocol 0.3.3 (its test suite's prose), one test each, against a
+/// real server: an echo endpoint and one that closes sessions at once, with the suite's
+/// 4 KiB response limit and short timers.
+@Suite(.serialized) struct SockJSProtocolTests {
+    static let noCache = "no-store, no-cache, must-revalidate, max-age=0"
+
+    func session(_ server: EchoServer, _ base: String? = nil) -> String {
+        (base ?? server.base) + "/000/" + UUID().uuidString
+    }
+
+    @Test func greetingAtTheBaseURLAndNotFoundBelowIt() async throws {
+        let server = try await EchoServer.start()
+        for url in [server.base, server.base + "/"] {
+            let r = try await HTTPTestClient.get(url)
+            #expect(r.status == 200)
+            #expect(r["content-type"] == "text/plain; charset=UTF-8")
+            #expect(r.body == "Welcome to SockJS!\n")
+            #expect(r["set-cookie"] == nil)
+        }
+        for suffix in ["/a", "/a.html", "/a/a", "/a/a/"] {
+            #expect(try await HTTPTestClient.get(server.base + suffix).status == 404, "\(suffix)")
+        }
+        try await server.stop()
+    }
+
+    @Test func infoWithCORSNoCacheAndEntropy() async throws {
+        let server = try await EchoServer.start()
+        let r1 = try await HTTPTestClient.get(server.base + "/info")
+        #expect(r1.status == 200)
+        #expect(r1["content-type"] == "application/json; charset=UTF-8")
+        #expect(r1["cache-control"] == Self.noCache)
+        #expect(r1["access-control-allow-origin"] == "*")
+        let info = try #require(try JSONSerialization.jsonObject(with: Data(r1.body.utf8)) as? [String: Any])
+        #expect(info["websocket"] as? Bool == true)
+        #expect(info["cookie_needed"] as? Bool == false)
+        #expect(info["origins"] as? [String] == ["*:*"])
+        let r2 = try await HTTPTestClient.get(server.base + "/info", headers: [("Origin", "http://a.example")])
+        #expect(r2["access-control-allow-origin"] == "http://a.example")
+        #expect(r2["access-control-allow-credentials"] == "true")
+        let info2 = try #require(try JSONSerialization.jsonObject(with: Data(r2.body.utf8)) as? [String: Any])
+        #expect(info["entropy"] as? Int != nil)
+        #expect(info["entropy"] as? Int != info2["entropy"] as? Int)
+        try await server.stop()
+    }
+
+    @Test func optionsAreCacheableAndAllowTheMethods() async throws {
+        let server = try await EchoServer.start()
+        let cases = [("/info", "OPTIONS, GET"), ("/abc/abc/xhr", "OPTIONS, POST"), ("/abc/abc/xhr_send", "OPTIONS, POST"), ("/abc/abc/xhr_streaming", "OPTIONS, POST")]
+        for (path, methods) in cases {
+            for origin in [nil, "test", "null"] as [String?] {
+                let r = try await HTTPTestClient.send(.OPTIONS, server.base + path, headers: origin.map { [("Origin", $0)] } ?? [])
+                #expect(r.status == 204)
+                #expect(r["cache-control"]?.contains("public") == true)
+                #expect(r["cache-control"]?.contains("max-age=31536000") == true)
+                #expect(r["expires"] != nil)
+                #expect(Int(r["access-control-max-age"] ?? "") ?? 0 > 1_000_000)
+                #expect(r["access-control-allow-methods"] == methods)
+                #expect(r.body.isEmpty)
+                #expect(r["access-control-allow-origin"] == ((origin == nil || origin == "null") ? "*" : origin))
+            }
+        }
+        try await server.stop()
+    }
+
+    @Test func iframePageIsCacheableWithETagAnd304() async throws {
+        let server = try await EchoServer.start()
+        for suffix in ["/iframe.html", "/iframe-a.html", "/iframe-0.1.2.html", "/iframe-0.1.2abc-dirty.2144.html?t=123"] {
+            let r = try await HTTPTestClient.get(server.base + suffix)
+            #expect(r.status == 200, "\(suffix)")
+            #expect(r["content-type"] == "text/html; charset=UTF-8")
+            #expect(r["cache-control"]?.contains("max-age=31536000") == true)
+            #expect(r["expires"] != nil && r["etag"] != nil && r["last-modified"] == nil)
+            #expect(r.body.hasPrefix("<!DOCTYPE html>"))
+            #expect(r.body.contains("_sockjs_onload = function(){SockJS.bootstrap_iframe();};"))
+            #expect(r.body.contains("<script src=\"https://"))
+        }
+        for suffix in ["/iframe.htm", "/iframe", "/IFRAME.HTML", "/iframe.xml", "/iframe-/.html"] {
+            #expect(try await HTTPTestClient.get(server.base + suffix).status == 404, "\(suffix)")
+        }
+        let first = try await HTTPTestClient.get(server.base + "/iframe.html")
+        let etag = try #require(first["etag"])
+        #expect(try await HTTPTestClient.get(server.base + "/iframe.html")["etag"] == etag)
+        let cached = try await HTTPTestClient.get(server.base + "/iframe.html", headers: [("If-None-Match", etag)])
+        #expect(cached.status == 304)
+        #expect(cached["content-type"] == nil)
+        #expect(cached.body.isEmpty)
+        try await server.stop()
+    }
+
+    @Test func sessionIdsWithDotsOrEmptyAreRefused() async throws {
+        let server = try await EchoServer.start()
+        for part in ["/a/a", "/_/_", "/1/1", "/abcdefgh_i-j%20/abcdefg_i-j%20"] {
+            let r = try await HTTPTestClient.post(server.base + part + "/xhr")
+            #expect(r.status == 200, "\(part)")
+            #expect(r.body == "o\n")
+        }
+        for part in ["//", "/a./a", "/a/a.", "/./.", "/", "///"] {
+            #expect(try await HTTPTestClient.get(server.base + part + "/xhr").status == 404, "\(part)")
+            #expect(try await HTTPTestClient.post(server.base + part + "/xhr").status == 404, "\(part)")
+        }
+        try await server.stop()
+    }
+
+    @Test func xhrPollingSessionIgnoresServerIdAndEchoes() async throws {
+        let server = try await EchoServer.start()
+        let id = UUID().uuidString
+        let open = try await HTTPTestClient.post(server.base + "/000/\(id)/xhr")
+        #expect(open.body == "o\n")
+        #expect(open["content-type"] == "application/javascript; charset=UTF-8")
+        #expect(open["cache-control"] == Self.noCache)
+        #expect(open["access-control-allow-origin"] == "*")
+        let send = try await HTTPTestClient.post(server.base + "/000/\(id)/xhr_send", body: #"["a"]"#)
+        #expect(send.status == 204)
+        #expect(send.body.isEmpty)
+        #expect(send["content-type"] == "text/plain; charset=UTF-8")
+        #expect(send["cache-control"] == Self.noCache)
+        #expect(try await HTTPTestClient.post(server.base + "/999/\(id)/xhr").body == "a[\"a\"]\n")
+        try await server.stop()
+    }
+
+    @Test func xhrSendErrors() async throws {
+        let server = try await EchoServer.start()
+        #expect(try await HTTPTestClient.post(session(server) + "/xhr_send", body: #"["x"]"#).status == 404)
+        let url = session(server)
+        #expect(try await HTTPTestClient.post(url + "/xhr").body == "o\n")
+        let broken = try await HTTPTestClient.post(url + "/xhr_send", body: #"["x"#)
+        #expect(broken.status == 500)
+        #expect(broken.body.contains("Broken JSON encoding."))
+        let empty = try await HTTPTestClient.post(url + "/xhr_send", body: "")
+        #expect(empty.status == 500)
+        #expect(empty.body.contains("Payload expected."))
+        // Bounded: a body past the message limit (8 KiB here) is refused.
+        let huge = try await HTTPTestClient.post(url + "/xhr_send", body: "[\"" + String(repeating: "x", count: 9000) + "\"]")
+        #expect(huge.status == 413)
+        for contentType in ["text/plain", "T", "application/json", "application/xml", ""] {
+            #expect(try await HTTPTestClient.post(url + "/xhr_send", body: #"["a"]"#, headers: [("Content-Type", contentType)]).status == 204)
+        }
+        #expect(try await HTTPTestClient.post(url + "/xhr").body == "a[\"a\",\"a\",\"a\",\"a\",\"a\"]\n")
+        try await server.stop()
+    }
+
+    @Test func corsEchoesRequestedHeaders() async throws {
+        let server = try await EchoServer.start()
+        let r = try await HTTPTestClient.post(session(server) + "/xhr", headers: [("Access-Control-Request-Headers", "a, b, c")])
+        #expect(r["access-control-allow-headers"] == "a, b, c")
+        #expect(try await HTTPTestClient.post(session(server) + "/xhr")["access-control-allow-headers"] == nil)
+        try await server.stop()
+    }
+
+    @Test func secondReceiverGetsAnotherConnectionStillOpen() async throws {
+        let server = try await EchoServer.start()
+        let url = session(server)
+        #expect(try await HTTPTestClient.post(url + "/xhr").body == "o\n")
+        let waiting = try await HTTPTestClient.stream(.POST, url + "/xhr", delimiter: "\n")
+        try await Task.sleep(for: .milliseconds(250))
+        let second = try await HTTPTestClient.post(url + "/xhr")
+        #expect(second.status == 200)
+        #expect(second.body == "c[2010,\"Another connection still open\"]\n")
+        // The waiting poll still gets the next message.
+        #expect(try await HTTPTestClient.post(url + "/xhr_send", body: #"["b"]"#).status == 204)
+        #expect(await waiting.next() == "a[\"b\"]\n")
+        try await server.stop()
+    }
+
+    @Test func closedSessionServesGoAwayUntilForgotten() async throws {
+        let server = try await EchoServer.start()
+        let url = session(server, server.closeBase)
+        #expect(try await HTTPTestClient.post(url + "/xhr").body == "o\n")
+        #expect(try await HTTPTestClient.post(url + "/xhr").body == "c[3000,\"Go away!\"]\n")
+        #expect(try await HTTPTestClient.post(url + "/xhr").body == "c[3000,\"Go away!\"]\n")
+        try await server.stop()
+    }
+
+    @Test func xhrStreamingPreludeFramesAndResponseLimit() async throws {
+        let server = try await EchoServer.start()
+        let url = session(server)
+        let stream = try await HTTPTestClient.stream(.POST, url + "/xhr_streaming", delimiter: "\n")
+        #expect(stream.status == 200)
+        #expect(stream["content-type"] == "application/javascript; charset=UTF-8")
+        #expect(stream["cache-control"] == Self.noCache)
+        #expect(stream["access-control-allow-origin"] == "*")
+        #expect(stream["x-accel-buffering"] == "no")
+        #expect(await stream.next() == String(repeating: "h", count: 2048) + "\n")
+        #expect(await stream.next() == "o\n")
+        let message = "\"" + String(repeating: "x", count: 128) + "\""
+        for _ in 0..<31 {
+            #expect(try await HTTPTestClient.post(url + "/xhr_send", body: "[\(message)]").status == 204)
+            #expect(await stream.next() == "a[\(message)]\n")
+        }
+        // 31 × 133 bytes > 4096: the server ends the response; the session stays for the next one.
+        #expect(await stream.ended())
+        #expect(try await HTTPTestClient.post(url + "/xhr_send", body: #"["after"]"#).status == 204)
+        #expect(try await HTTPTestClient.post(url + "/xhr").body == "a[\"after\"]\n")
+        try await server.stop()
+    }
+
+    @Test func eventSourceFramesAndEscapes() async throws {
+        let server = try await EchoServer.start()
+        let url = session(server)
+        let stream = try await HTTPTestClient.stream(.GET, url + "/eventsource", delimiter: "\r\n")
+        #expect(stream["content-type"] == "text/event-stream; charset=UTF-8")
+        #expect(stream["cache-control"] == Self.noCache)
+        #expect(await stream.next() == "\r\n")
+        #expect(await stream.next() == "data: o\r\n")
+        #expect(await stream.next() == "\r\n")
+        #expect(try await HTTPTestClient.post(url + "/xhr_send", body: #"["  \u0000\n\r "]"#).status == 204)
+        #expect(await stream.next() == "data: a[\"  \\u0000\\n\\r \"]\r\n")
+        stream.cancel()
+        try await server.stop()
+    }
+
+    @Test func htmlFileCallbackPreludeAndFrames() async throws {
+        let server = try await EchoServer.start()
+        let missing = try await HTTPTestClient.get(server.base + "/a/a/htmlfile")
+        #expect(missing.status == 500)
+        #expect(missing.body.contains("\"callback\" parameter required"))
+        let invalid = try await HTTPTestClient.get(server.base + "/a/a/htmlfile?c=%3Cscript%3E")
+        #expect(invalid.status == 500)
+        #expect(invalid.body.contains("invalid \"callback\" parameter"))
+        let url = session(server)
+        let stream = try await HTTPTestClient.stream(.GET, url + "/htmlfile?c=%63allback", delimiter: "</script>\r\n")
+        #expect(stream["content-type"] == "text/html; charset=UTF-8")
+        #expect(stream["cache-control"] == Self.noCache)
+        let prelude = try #require(await stream.next())
+        #expect(prelude.contains("var c = parent.callback;"))
+        let head = try #require(prelude.range(of: "<script>\np(\"o\");"))
+        #expect(prelude.utf8.count - prelude[head.lowerBound...].utf8.count > 1024)
+        #expect(try await HTTPTestClient.post(url + "/xhr_send", body: #"["x"]"#).status == 204)
+        #expect(await stream.next() == "<script>\np(\"a[\\\"x\\\"]\");\n</script>\r\n")
+        stream.cancel()
+        try await server.stop()
+    }
+
+    @Test func webSocketTransportEchoesIgnoresEmptyAndDropsBrokenJSON() async throws {
+        let server = try await EchoServer.start()
+        let ws = try await BlockingWebSocket.open(port: server.port, path: "/echo/000/\(UUID().uuidString)/websocket")
+        #expect(await ws.next() == "o")
+        ws.send("")
+        ws.send(#"["a"]"#)
+        #expect(await ws.next() == #"a["a"]"#)
+        ws.send(#""single""#)
+        #expect(await ws.next() == #"a["single"]"#)
+        ws.send(#"["a"#)
+        #expect(await ws.closed())
+        try await server.stop()
+    }
+
+    @Test func webSocketCloseFrameThenClose() async throws {
+        let server = try await EchoServer.start()
+        let ws = try await BlockingWebSocket.open(port: server.port, path: "/close/000/\(UUID().uuidString)/websocket")
+        #expect(await ws.next() == "o")
+        #expect(await ws.next() == #"c[3000,"Go away!"]"#)
+        #expect(await ws.closed())
+        try await server.stop()
+    }
+
+    @Test func webSocketURLWithoutUpgrade() async throws {
+        let server = try await EchoServer.start()
+        let plain = try await HTTPTestClient.get(server.base + "/0/0/websocket")
+        #expect(plain.status == 400)
+        #expect(plain.body.contains("Can \"Upgrade\" only to \"WebSocket\"."))
+        let badConnection = try await HTTPTestClient.get(server.base + "/0/0/websocket", headers: [("Upgrade", "WebSocket"), ("Connection", "close")])
+        #expect(badConnection.status == 400)
+        let post = try await HTTPTestClient.post(server.base + "/0/0/websocket")
+        #expect(post.status == 405)
+        #expect(post["allow"] == "GET")
+        #expect(post.body.isEmpty)
+        try await server.stop()
+    }
+
+    @Test func rawWebSocketHasNoFraming() async throws {
+        let server = try await EchoServer.start()
+        let ws = try await BlockingWebSocket.open(port: server.port, path: "/echo/websocket")
+        ws.send("Hello world!\u{FFFF}")
+        #expect(await ws.next() == "Hello world!\u{FFFF}")
+        ws.close()
+        let closing = try await BlockingWebSocket.open(port: server.port, path: "/close/websocket")
+        #expect(await closing.closed())
+        try await server.stop()
+    }
+
+    @Test func serverEscapesWhatSockJSEscapes() async throws {
+        let server = try await EchoServer.start()
+        let url = session(server)
+        #expect(try await HTTPTestClient.post(url + "/xhr").body == "o\n")
+        let escapable: [ClosedRange<UInt32>] = [0x200C...0x200F, 0x2028...0x202F, 0x2060...0x206F, 0xFFF0...0xFFFF]
+        let scalars = escapable.flatMap { $0 }.compactMap(Unicode.Scalar.init)
+        let escaped = scalars.map { "\\u" + String(format: "%04x", $0.value) }.joined()
+        #expect(try await HTTPTestClient.post(url + "/xhr_send", body: "[\"\(escaped)\"]").status == 204)
+        let r = try await HTTPTestClient.post(url + "/xhr")
+        #expect(r.body == "a[\"\(escaped)\"]\n")
+        try await server.stop()
+    }
+
+    @Test func heartbeatWhenIdle() async throws {
+        let server = try await EchoServer.start()
+        let url = session(server)
+        let stream = try await HTTPTestClient.stream(.POST, url + "/xhr_streaming", delimiter: "\n")
+        _ = await stream.next()
+        #expect(await stream.next() == "o\n")
+        // 600 ms here (25 s by default).
+        #expect(await stream.next(timeout: .seconds(3)) == "h\n")
+        stream.cancel()
+        try await server.stop()
+    }
+
+    @Test func sessionOutlivesItsReceiverByTheDisconnectDelayAndKeepsMessages() async throws {
+        let server = try await EchoServer.start()
+        let url = session(server)
+        #expect(try await HTTPTestClient.post(url + "/xhr").body == "o\n")
+        // Queued while no receiver is attached: the next receiver gets them.
+        #expect(try await HTTPTestClient.post(url + "/xhr_send", body: #"["kept"]"#).status == 204)
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(try await HTTPTestClient.post(url + "/xhr").body == "a[\"kept\"]\n")
+        // After the disconnect delay (2 s here) without a receiver the session is gone.
+        try await Task.sleep(for: .milliseconds(3500))
+        #expect(try await HTTPTestClient.post(url + "/xhr_send", body: #"["late"]"#).status == 404)
+        #expect(server.echo.sessionCount == 0)
+        try await server.stop()
+    }
+
+    @Test func clientThatNeverPollsGetsItsSessionClosed() async throws {
+        let server = try await EchoServer.start()
+        let url = session(server)
+        #expect(try await HTTPTestClient.post(url + "/xhr").body == "o\n")
+        // 16 KiB may wait for the browser; the echo queues 3 × 7 KiB.
+        let chunk = "[\"" + String(repeating: "y", count: 7000) + "\"]"
+        for _ in 0..<3 { _ = try await HTTPTestClient.post(url + "/xhr_send", body: chunk) }
+        let r = try await HTTPTestClient.post(url + "/xhr")
+        #expect(r.body.hasPrefix("c[1013,"))
+        try await server.stop()
+    }
+
+    @Test func sessionsAreBounded() async throws {
+        var configuration = EchoServer.testConfiguration
+        configuration.maxSessions = 2
+        let server = try await EchoServer.start(configuration)
+        #expect(try await HTTPTestClient.post(session(server) + "/xhr").status == 200)
+        #expect(try await HTTPTestClient.post(session(server) + "/xhr").status == 200)
+        #expect(try await HTTPTestClient.post(session(server) + "/xhr").status == 503)
+        try await server.stop()
+    }
+}
+
+extension SockJSProtocolTests {
+    @Test func abortedStreamingReceiverIsNoticed() async throws {
+        let server = try await EchoServer.start()
+        let url = session(server)
+        // The first receiver is curl, which drops the connection after 1.5 s.
+        let curl = Process()
+        curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        curl.arguments = ["-s", "-N", "-o", "/dev/null", "-X", "POST", "-m", "1.5", url + "/xhr_streaming"]
+        try curl.run()
+        try await Task.sleep(for: .milliseconds(700))
+        let second = try await HTTPTestClient.stream(.POST, url + "/xhr_streaming", delimiter: "\n")
+        _ = await second.next()
+        #expect(await second.next() == "c[2010,\"Another connection still open\"]\n")
+        #expect(await second.ended())
+        while curl.isRunning { try await Task.sleep(for: .milliseconds(50)) }
+        try await Task.sleep(for: .milliseconds(200))
+        // sockjs-protocol: after an aborted receiver, a new one gets a new session or 1002.
+        let third = try await HTTPTestClient.stream(.POST, url + "/xhr_streaming", delimiter: "\n")
+        _ = await third.next()
+        let answer = await third.next()
+        #expect(answer == "o\n" || answer == "c[1002,\"Connection interrupted\"]\n", "\(String(describing: answer))")
+        third.cancel()
+        try await server.stop()
+    }
+}
+
+extension SockJSProtocolTests {
+    @Test func webSocketSessionsCannotBeReachedByURL() async throws {
+        let server = try await EchoServer.start()
+        let id = UUID().uuidString
+        let ws = try await BlockingWebSocket.open(port: server.port, path: "/echo/000/\(id)/websocket")
+        #expect(await ws.next() == "o")
+        for sessionPart in [id, "%00ws-1", "websocket-1"] {
+            #expect(try await HTTPTestClient.post(server.base + "/000/\(sessionPart)/xhr_send", body: #"["x"]"#).status == 404)
+        }
+        ws.send(#"["mine"]"#)
+        #expect(await ws.next() == #"a["mine"]"#)
+        ws.close()
+        try await server.stop()
+    }
+}
