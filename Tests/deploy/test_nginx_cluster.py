@@ -176,6 +176,7 @@ class Cluster:
                    NOTICE_ALLOWED_ORIGINS=ORIGIN, NOTICE_LOG_LEVEL="warning")
         log = open(os.path.join(self.dir, f"{name}.log"), "ab")
         process = subprocess.Popen([BINARY, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()  # the child has its own descriptor
         self.nodes[name] = {"port": port, "process": process}
         wait_until(lambda: self.ready(name), 60, f"node {name} ready")
 
@@ -274,9 +275,12 @@ http {{
             except subprocess.TimeoutExpired:
                 node["process"].kill()
         try:
-            self.psql(f'DROP DATABASE IF EXISTS "{self.database}"')
+            self.psql(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
         except subprocess.CalledProcessError:
             pass
+        # The nodes' and nginx's logs: NOTICE_KEEP_DEPLOY_LOGS=1 keeps them for a look.
+        if not os.environ.get("NOTICE_KEEP_DEPLOY_LOGS"):
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class NginxClusterTest(unittest.TestCase):
