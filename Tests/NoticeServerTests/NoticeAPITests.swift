@@ -37,14 +37,6 @@ import FoundationNetworking
         (answer.json["notices"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
     }
 
-    func waitForStored(_ server: TestServer, _ count: Int) async throws {
-        let deadline = ContinuousClock.now + .seconds(20)
-        while try await server.storedCount() < count {
-            guard ContinuousClock.now < deadline else { throw TestFailure("not stored in time") }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-    }
-
     @Test(arguments: TestServer.Store.allCases)
     func listReadAndPaging(_ store: TestServer.Store) async throws {
         let server = try await TestServer.start(try TestServer.settings(store: store))
@@ -52,7 +44,7 @@ import FoundationNetworking
         let records = (1...5).map { #"{"id":\#($0),"userId":"1","title":"n\#($0)"}"# }
             + [#"{"id":90,"userId":"2","title":"bob's"}"#, #"{"id":91,"broadcast":true,"title":"all"}"#]
         try await broker.publishAll(records, to: server.configuration.queue, window: 10)
-        try await waitForStored(server, 7)
+        try await server.waitForStored(7)
 
         let all = try await call(server, "GET", "/api/notices", token: "alice")
         #expect(all.status == 200)

@@ -16,15 +16,6 @@ import Testing
         frames.map { $0.headers["notice-id"] ?? "?" }
     }
 
-    /// Waits until the server has stored `count` rows.
-    func waitForStored(_ server: TestServer, _ count: Int) async throws {
-        let deadline = ContinuousClock.now + .seconds(20)
-        while try await server.storedCount() < count {
-            guard ContinuousClock.now < deadline else { throw TestFailure("only \(try await server.storedCount()) of \(count) stored") }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-    }
-
     /// Waits until the user's undelivered rows are `expected` (the delivery recorder commits
     /// every 200 ms, later on a loaded machine).
     func waitForUndelivered(_ server: TestServer, user: String, _ expected: [Int64]) async throws {
@@ -57,7 +48,7 @@ import Testing
         let broker = await TestBroker()
         let queue = server.configuration.queue
         try await broker.publishAll((1...50).map { notice($0) }, to: queue, window: 50)
-        try await waitForStored(server, 50)
+        try await server.waitForStored(50)
 
         // Publishing goes on while the user subscribes and the replay runs.
         let live = Task {
@@ -94,7 +85,7 @@ import Testing
         let server = try await TestServer.start(settings)
         let broker = await TestBroker()
         try await broker.publishAll((1...12).map { notice($0) }, to: server.configuration.queue, window: 12)
-        try await waitForStored(server, 12)
+        try await server.waitForStored(12)
         let client = try await server.subscribedClient(token: "alice", user: "1")
         try await broker.publish(notice(13), to: server.configuration.queue)
         #expect(noticeIds(await messages(client, count: 6)) == ["8", "9", "10", "11", "12", "13"])
@@ -111,7 +102,7 @@ import Testing
         let broker = await TestBroker()
         let queue = server.configuration.queue
         try await broker.publishAll([notice(1), notice(2, user: "2"), #"{"id":3,"broadcast":true,"title":"all"}"#], to: queue, window: 3)
-        try await waitForStored(server, 3)
+        try await server.waitForStored(3)
 
         let quiet = try await server.client()
         #expect(await quiet.connect(token: "alice")?.command == .connected)

@@ -109,6 +109,20 @@ struct TestServer {
         }
     }
 
+    /// Waits (up to 20 s) until the server has stored `count` rows, reading through one
+    /// connection of its own.
+    func waitForStored(_ count: Int) async throws {
+        let store = try openStore()
+        let deadline = ContinuousClock.now + .seconds(20)
+        var stored = try await store.count()
+        while stored < count, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+            stored = try await store.count()
+        }
+        try await store.close()
+        guard stored >= count else { throw TestFailure("only \(stored) of \(count) stored") }
+    }
+
     /// Graceful shutdown (as on SIGTERM); waits until the service has stopped.
     func stop() async throws {
         await group.triggerGracefulShutdown()
