@@ -68,7 +68,9 @@ import Testing
         let store = PostgresNoticeStore(configuration: configuration)
         let started = ContinuousClock.now
         let error = await #expect(throws: PostgresStoreError.self) { try await store.count() }
-        #expect(ContinuousClock.now - started < .seconds(4))
+        // Its budget is the 2 s operation deadline plus at most 2 s to learn the reason; the
+        // bound only has to show it does not wait out the pool's 60 s, with slack for a busy machine.
+        #expect(ContinuousClock.now - started < .seconds(10))
         #expect(error?.description.contains("PostgreSQL count failed: cannot connect") == true)
         await #expect(throws: PostgresStoreError.self) { try await store.migrate() }
         await #expect(throws: PostgresStoreError.self) { try await store.ping() }
