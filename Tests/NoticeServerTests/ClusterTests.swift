@@ -35,8 +35,8 @@ import Testing
         return ids
     }
 
-    func bindings(_ exchange: String) throws -> [String] {
-        try rabbitmqctl("list_bindings", "-q", "source_name", "routing_key").split(separator: "\n")
+    func bindings(_ exchange: String) async throws -> [String] {
+        try await rabbitmqctlDetached("list_bindings", "-q", "source_name", "routing_key").split(separator: "\n")
             .filter { $0.hasPrefix(exchange + "\t") }.map { String($0.split(separator: "\t").last ?? "") }
     }
 
@@ -71,21 +71,21 @@ import Testing
 
     @Test func aNodeIsBoundToExactlyTheUsersItHoldsAndRebindsAfterAReconnect() async throws {
         let cluster = try await startCluster()
-        #expect(try bindings(cluster.exchange).sorted() == ["broadcast", "broadcast"])
+        #expect(try await bindings(cluster.exchange).sorted() == ["broadcast", "broadcast"])
         let alice1 = try await cluster.other.subscribedClient(token: "alice", user: "1")
         let alice2 = try await cluster.other.subscribedClient(token: "alice", user: "1")
-        #expect(try bindings(cluster.exchange).sorted() == ["broadcast", "broadcast", "user.1"])
+        #expect(try await bindings(cluster.exchange).sorted() == ["broadcast", "broadcast", "user.1"])
         alice1.close()
         #expect(await alice1.waitUntilClosed())
         try await Task.sleep(for: .milliseconds(300))
-        #expect(try bindings(cluster.exchange).contains("user.1"), "one session is left")
+        #expect(try await bindings(cluster.exchange).contains("user.1"), "one session is left")
 
         // The broker drops the relay's connection: it reconnects and declares the binding again.
         let name = "notice-service \(cluster.other.configuration.nodeId) relay"
-        let line = try #require(try rabbitmqctl("list_connections", "-q", "pid", "client_properties").split(separator: "\n").first { $0.contains(name) })
-        _ = try rabbitmqctl("close_connection", String(try #require(line.split(separator: "\t").first)), "test: simulated failure")
+        let line = try #require(try await rabbitmqctlDetached("list_connections", "-q", "pid", "client_properties").split(separator: "\n").first { $0.contains(name) })
+        _ = try await rabbitmqctlDetached("close_connection", String(try #require(line.split(separator: "\t").first)), "test: simulated failure")
         let deadline = ContinuousClock.now + .seconds(15)
-        while try !bindings(cluster.exchange).contains("user.1"), ContinuousClock.now < deadline {
+        while try await !bindings(cluster.exchange).contains("user.1"), ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(200))
         }
         let broker = await TestBroker()
@@ -95,10 +95,10 @@ import Testing
         alice2.close()
         #expect(await alice2.waitUntilClosed())
         let unbound = ContinuousClock.now + .seconds(5)
-        while try bindings(cluster.exchange).contains("user.1"), ContinuousClock.now < unbound {
+        while try await bindings(cluster.exchange).contains("user.1"), ContinuousClock.now < unbound {
             try await Task.sleep(for: .milliseconds(100))
         }
-        #expect(try !bindings(cluster.exchange).contains("user.1"), "unbound after the last session")
+        #expect(try await !bindings(cluster.exchange).contains("user.1"), "unbound after the last session")
         await broker.close()
         try await cluster.other.stop()
         try await cluster.consumer.stop()

@@ -56,6 +56,19 @@ import Testing
 
 /// Runs rabbitmqctl (as the Debian wrapper expects, from root) and returns its output.
 func rabbitmqctl(_ arguments: String...) throws -> String {
+    try rabbitmqctl(arguments: arguments)
+}
+
+/// rabbitmqctl off Swift's cooperative thread pool: each call blocks its thread for a second
+/// or two, and on two cores a few of them would stall every other task of the test process
+/// (store deadlines among them). For tests that run beside others.
+func rabbitmqctlDetached(_ arguments: String...) async throws -> String {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(with: Result { try rabbitmqctl(arguments: arguments) }) }
+    }
+}
+
+func rabbitmqctl(arguments: [String]) throws -> String {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/sbin/rabbitmqctl")
     process.arguments = arguments
