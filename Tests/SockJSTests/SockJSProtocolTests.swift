@@ -298,7 +298,9 @@ import Testing
     }
 
     @Test func heartbeatWhenIdle() async throws {
-        let server = try await EchoServer.start()
+        var configuration = EchoServer.testConfiguration
+        configuration.heartbeatInterval = .milliseconds(600)
+        let server = try await EchoServer.start(configuration)
         let url = session(server)
         let stream = try await HTTPTestClient.stream(.POST, url + "/xhr_streaming", delimiter: "\n")
         _ = await stream.next()

@@ -13,11 +13,13 @@ struct EchoServer {
     private let group: ServiceGroup
     private let task: Task<Void, any Error>
 
-    /// The test suite's settings: short timers and a 4 KiB response limit.
+    /// The test suite's settings: a short disconnect delay and a 4 KiB response limit. The
+    /// heartbeat stays long: a heartbeat ends a waiting poll, so a short one would race every
+    /// test that holds a poll open on a busy machine (the heartbeat test sets its own).
     static var testConfiguration: SockJSConfiguration {
         var configuration = SockJSConfiguration()
         configuration.responseLimit = 4096
-        configuration.heartbeatInterval = .milliseconds(600)
+        configuration.heartbeatInterval = .seconds(30)
         // Long enough that a test's requests between two polls never outlast it on a busy machine.
         configuration.disconnectDelay = .seconds(2)
         configuration.maxQueuedBytes = 16 * 1024
