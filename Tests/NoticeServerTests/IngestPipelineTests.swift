@@ -17,7 +17,9 @@ final class CollectingSink: NoticeSink {
 
 /// The pipeline's batch logic against a real SQLite file (no broker needed: deliveries are built here).
 @Suite struct IngestPipelineTests {
-    func makePipeline() async throws -> (IngestPipeline, SQLiteNoticeStore, CollectingSink) {
+    func makePipeline(
+        wrap: (SQLiteNoticeStore) -> any NoticeStore = { $0 }
+    ) async throws -> (IngestPipeline, SQLiteNoticeStore, CollectingSink) {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("pipeline-\(UUID().uuidString)/n.sqlite").path
         let store = try SQLiteNoticeStore(path: path)
         try await store.migrate()
@@ -28,7 +30,7 @@ final class CollectingSink: NoticeSink {
         let clock = Mutex<Int64>(1_800_000_000_000)
         let pipeline = IngestPipeline(
             connection: RabbitMQConnection(configuration: .init(), topology: .init(), logger: Logger(label: "unit")),
-            store: store,
+            store: wrap(store),
             hub: hub,
             relay: nil,
             health: ServiceHealth(),
@@ -63,6 +65,25 @@ final class CollectingSink: NoticeSink {
         await pipeline.process([delivery(#"{"userIds":[1,2],"title":"no id"}"#, tag: 3, redelivered: true, messageId: "other")])
         #expect(try await store.count() == 6)
         try await store.close()
+    }
+
+    @Test func anInsertThatCommittedAfterReportingFailureIsStillPushed() async throws {
+        // The first insert commits and then fails, as a PostgreSQL insert abandoned at its
+        // deadline does when the server commits it late: the retry finds every row stored.
+        let (pipeline, store, sink) = try await makePipeline { LateCommitStore(store: $0) }
+        await pipeline.process([
+            delivery(#"{"id":901,"userId":1}"#, tag: 1, redelivered: false),
+            delivery(#"{"id":902,"userId":1}"#, tag: 2, redelivered: false),
+        ])
+        #expect(try await store.count() == 2)
+        #expect(sink.notices.withLock { $0.map(\.key.noticeId) } == [901, 902])
+        // A redelivery of a stored notice is still not pushed again, failure or not.
+        let (again, againStore, againSink) = try await makePipeline { LateCommitStore(store: $0) }
+        _ = try await againStore.insert([NoticeRow(noticeId: 903, recipient: "1", payload: "{}", createdAt: 1, sourceKey: nil)])
+        await again.process([delivery(#"{"id":903,"userId":1}"#, tag: 1, redelivered: true)])
+        #expect(againSink.notices.withLock { $0.isEmpty })
+        try await store.close()
+        try await againStore.close()
     }
 
     @Test func theSameNoticeTwiceInOneBatchIsOneRowAndOnePush() async throws {
@@ -105,4 +126,32 @@ final class CollectingSink: NoticeSink {
         #expect(try await store.count() == 10)
         try await store.close()
     }
+}
+
+/// A store whose first insert commits and then throws.
+final class LateCommitStore: NoticeStore {
+    struct Timeout: Error {}
+    let store: SQLiteNoticeStore
+    let failed = Atomic<Bool>(false)
+
+    init(store: SQLiteNoticeStore) { self.store = store }
+
+    func migrate() async throws { try await store.migrate() }
+    func insert(_ rows: [NoticeRow]) async throws -> Set<NoticeKey> {
+        let inserted = try await store.insert(rows)
+        if !failed.exchange(true, ordering: .relaxed) { throw Timeout() }
+        return inserted
+    }
+    func noticeIds(forSourceKeys keys: [String]) async throws -> [String: Int64] { try await store.noticeIds(forSourceKeys: keys) }
+    func markDelivered(_ keys: [NoticeKey], at millis: Int64) async throws { try await store.markDelivered(keys, at: millis) }
+    func markRead(noticeId: Int64, userId: String, at millis: Int64) async throws -> Bool {
+        try await store.markRead(noticeId: noticeId, userId: userId, at: millis)
+    }
+    func undelivered(userId: String, limit: Int) async throws -> [NoticeRow] { try await store.undelivered(userId: userId, limit: limit) }
+    func notices(_ query: NoticeQuery) async throws -> [StoredNoticeRow] { try await store.notices(query) }
+    func row(_ key: NoticeKey) async throws -> StoredNoticeRow? { try await store.row(key) }
+    func purge(createdBefore millis: Int64, limit: Int) async throws -> Int { try await store.purge(createdBefore: millis, limit: limit) }
+    func count() async throws -> Int { try await store.count() }
+    func ping() async throws { try await store.ping() }
+    func close() async throws { try await store.close() }
 }

@@ -62,7 +62,7 @@ struct IngestPipeline: Service, CustomStringConvertible {
             }
             let redelivered = accepted.indices.filter { accepted[$0].delivery.redelivered }.compactMap { sourceKeys[$0] }
             if !redelivered.isEmpty {
-                guard let known = await retryingStore({ try await store.noticeIds(forSourceKeys: redelivered) }) else { return }
+                guard let (known, _) = await retryingStore({ try await store.noticeIds(forSourceKeys: redelivered) }) else { return }
                 for (index, key) in sourceKeys {
                     if let id = known[key] { accepted[index].record.id = id }
                 }
@@ -73,7 +73,8 @@ struct IngestPipeline: Service, CustomStringConvertible {
             let createdAt = Self.rfc3339(millis: millis)
             var rows: [NoticeRow] = []
             var pushed: [NoticeKey: Bool] = [:]
-            for (index, (_, record)) in accepted.enumerated() {
+            var firstDelivery: Set<NoticeKey> = []
+            for (index, (delivery, record)) in accepted.enumerated() {
                 let push = record.isPushed(pushTargets: configuration.pushTargets)
                 let recipients: [String?] = switch record.audience {
                 case .broadcast: [nil]
@@ -84,6 +85,7 @@ struct IngestPipeline: Service, CustomStringConvertible {
                     // The same notice twice in one batch (a publisher retry) is one row.
                     guard pushed[key] == nil else { continue }
                     pushed[key] = push
+                    if !delivery.redelivered { firstDelivery.insert(key) }
                     rows.append(
                         NoticeRow(
                             noticeId: record.id, recipient: recipient, payload: record.payload(for: recipient, createdAt: createdAt),
@@ -92,9 +94,13 @@ struct IngestPipeline: Service, CustomStringConvertible {
                     )
                 }
             }
-            guard let inserted = await retryingStore({ try await store.insert(rows) }) else { return }
+            guard let (inserted, retried) = await retryingStore({ try await store.insert(rows) }) else { return }
             connection.settle(accepted.map(\.delivery.tag))
-            let notices = rows.filter { inserted.contains($0.key) && pushed[$0.key] == true }
+            // Pushed: what this insert stored. After a failed attempt, also what arrived for the
+            // first time: that attempt may have committed after all (a PostgreSQL insert given up
+            // at its deadline), so "already stored" can mean "stored by us and never pushed". A
+            // redelivered notice found stored was pushed by whoever stored it.
+            let notices = rows.filter { (inserted.contains($0.key) || (retried && firstDelivery.contains($0.key))) && pushed[$0.key] == true }
                 .map { PushNotice(key: $0.key, payload: $0.payload, consumedAt: consumedAt) }
             metrics.stored.increment(by: Int64(inserted.count))
             hub.publish(notices)
@@ -109,10 +115,12 @@ struct IngestPipeline: Service, CustomStringConvertible {
         }
     }
 
-    /// Runs a store operation, retrying with backoff while the store fails; `nil` when
-    /// shutdown interrupted the retries (then nothing is acked and the broker keeps the messages).
-    private func retryingStore<Result: Sendable>(_ operation: () async throws -> Result) async -> Result? {
+    /// Runs a store operation, retrying with backoff while the store fails; `retried`: an
+    /// attempt failed first. `nil` when shutdown interrupted the retries (then nothing is acked
+    /// and the broker keeps the messages).
+    private func retryingStore<Result: Sendable>(_ operation: () async throws -> Result) async -> (result: Result, retried: Bool)? {
         var delay = Duration.milliseconds(50)
+        var retried = false
         while true {
             // Shutting down with the store failing: leave the messages to the broker at once.
             if Task.isShuttingDownGracefully, health.storeError != nil { return nil }
@@ -122,8 +130,9 @@ struct IngestPipeline: Service, CustomStringConvertible {
                     health.storeRecovered()
                     logger.info("store recovered")
                 }
-                return result
+                return (result, retried)
             } catch {
+                retried = true
                 health.storeFailed("\(error)")
                 logger.error("store operation failed; not acking, will retry", metadata: ["error": "\(error)", "retry.after": "\(delay)"])
             }
