@@ -36,7 +36,7 @@ import Testing
     }
 
     func bindings(_ exchange: String) async throws -> [String] {
-        try await rabbitmqctlDetached("list_bindings", "-q", "source_name", "routing_key").split(separator: "\n")
+        try await rabbitmqctl("list_bindings", "-q", "source_name", "routing_key").split(separator: "\n")
             .filter { $0.hasPrefix(exchange + "\t") }.map { String($0.split(separator: "\t").last ?? "") }
     }
 
@@ -82,8 +82,8 @@ import Testing
 
         // The broker drops the relay's connection: it reconnects and declares the binding again.
         let name = "notice-service \(cluster.other.configuration.nodeId) relay"
-        let line = try #require(try await rabbitmqctlDetached("list_connections", "-q", "pid", "client_properties").split(separator: "\n").first { $0.contains(name) })
-        _ = try await rabbitmqctlDetached("close_connection", String(try #require(line.split(separator: "\t").first)), "test: simulated failure")
+        let line = try #require(try await rabbitmqctl("list_connections", "-q", "pid", "client_properties").split(separator: "\n").first { $0.contains(name) })
+        _ = try await rabbitmqctl("close_connection", String(try #require(line.split(separator: "\t").first)), "test: simulated failure")
         let deadline = ContinuousClock.now + .seconds(15)
         while try await !bindings(cluster.exchange).contains("user.1"), ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(200))

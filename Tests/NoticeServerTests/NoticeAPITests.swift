@@ -39,7 +39,7 @@ import FoundationNetworking
 
     @Test(arguments: TestServer.Store.allCases)
     func listReadAndPaging(_ store: TestServer.Store) async throws {
-        let server = try await TestServer.start(try TestServer.settings(store: store))
+        let server = try await TestServer.start(try await TestServer.settings(store: store))
         let broker = await TestBroker()
         let records = (1...5).map { #"{"id":\#($0),"userId":"1","title":"n\#($0)"}"# }
             + [#"{"id":90,"userId":"2","title":"bob's"}"#, #"{"id":91,"broadcast":true,"title":"all"}"#]
@@ -103,7 +103,7 @@ import FoundationNetworking
 
     @Test(arguments: TestServer.Store.allCases)
     func publishGoesThroughTheQueueToTheBrowser(_ store: TestServer.Store) async throws {
-        let server = try await TestServer.start(try TestServer.settings(store: store))
+        let server = try await TestServer.start(try await TestServer.settings(store: store))
         let alice = try await server.subscribedClient(token: "alice", user: "1")
 
         let withoutId = try await call(server, "POST", "/api/notices", token: "bob", body: #"{"userId":"1","title":"from HTTP"}"#)

@@ -265,9 +265,9 @@ import Testing
 
         // The broker closes the service's connection, as on a broker restart or a network cut.
         let name = "notice-service \(server.configuration.nodeId)"
-        let line = try #require(try rabbitmqctl("list_connections", "-q", "pid", "client_properties").split(separator: "\n").first { $0.contains(name) })
+        let line = try #require(try await rabbitmqctl("list_connections", "-q", "pid", "client_properties").split(separator: "\n").first { $0.contains(name) })
         let pid = try #require(line.split(separator: "\t").first)
-        _ = try rabbitmqctl("close_connection", String(pid), "test: simulated broker failure")
+        _ = try await rabbitmqctl("close_connection", String(pid), "test: simulated broker failure")
 
         try await broker.publish(#"{"id":2,"userId":1}"#, to: server.configuration.queue)
         let second = try #require(await alice.frames.next(timeout: .seconds(15)))

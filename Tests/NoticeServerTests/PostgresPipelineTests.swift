@@ -23,7 +23,7 @@ import Testing
     }
 
     @Test func noticesFromTheQueueAreStoredInPostgresAndDelivered() async throws {
-        let database = try TestPostgres.createDatabase()
+        let database = try await TestPostgres.createDatabase()
         var settings = TestServer.settings()
         settings["NOTICE_DB_URL"] = database.url
         let server = try await TestServer.start(settings)
@@ -51,14 +51,14 @@ import Testing
         await broker.close()
         try await server.stop()
         try await store.close()
-        try TestPostgres.dropDatabase(database.name)
+        try await TestPostgres.dropDatabase(database.name)
     }
 
     /// The insert commits, then the broker connection drops before the ack: the broker
     /// redelivers, and the redelivery stores nothing and pushes nothing a second time,
     /// for notices with an id and without one (found again by their source key).
     @Test func aRedeliveryAfterTheCommitStoresNothingTwice() async throws {
-        let database = try TestPostgres.createDatabase()
+        let database = try await TestPostgres.createDatabase()
         var settings = TestServer.settings()
         settings["NOTICE_DB_URL"] = database.url
         settings["NOTICE_LOG_LEVEL"] = "critical"
@@ -81,10 +81,10 @@ import Testing
             WHERE pg_class.relname = 'notice' AND pg_locks.mode = 'ExclusiveLock' AND pg_locks.granted
             """
         let lockDeadline = ContinuousClock.now + .seconds(10)
-        while try TestPostgres.psql(database.url, locked) != "1", ContinuousClock.now < lockDeadline {
+        while try await TestPostgres.psql(database.url, locked) != "1", ContinuousClock.now < lockDeadline {
             try await Task.sleep(for: .milliseconds(20))
         }
-        try #require(try TestPostgres.psql(database.url, locked) == "1")
+        try #require(try await TestPostgres.psql(database.url, locked) == "1")
 
         for index in 1...6 {
             let body = index.isMultiple(of: 2) ? #"{"id":\#(900 + index),"userId":1,"title":"n\#(index)"}"# : #"{"userId":1,"title":"n\#(index)"}"#
@@ -93,16 +93,16 @@ import Testing
         // Wait until the service's insert waits for the lock: consumed, not committed, not acked.
         let blocked = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'INSERT%'"
         let deadline = ContinuousClock.now + .seconds(10)
-        while try TestPostgres.psql(database.url, blocked) != "1", ContinuousClock.now < deadline {
+        while try await TestPostgres.psql(database.url, blocked) != "1", ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(20))
         }
-        #expect(try TestPostgres.psql(database.url, blocked) == "1")
+        #expect(try await TestPostgres.psql(database.url, blocked) == "1")
 
         // The broker drops the service's connection: its deliveries go back to the queue, redelivered.
         let name = "notice-service \(server.configuration.nodeId)"
-        let line = try #require(try rabbitmqctl("list_connections", "-q", "pid", "client_properties").split(separator: "\n").first { $0.contains(name) })
+        let line = try #require(try await rabbitmqctl("list_connections", "-q", "pid", "client_properties").split(separator: "\n").first { $0.contains(name) })
         let pid = try #require(line.split(separator: "\t").first)
-        _ = try rabbitmqctl("close_connection", String(pid), "test: connection lost before the ack")
+        _ = try await rabbitmqctl("close_connection", String(pid), "test: connection lost before the ack")
         // Now the insert commits: its ack goes to a connection that is gone.
         input.fileHandleForWriting.write(Data("COMMIT;\n".utf8))
         try input.fileHandleForWriting.close()
@@ -115,13 +115,13 @@ import Testing
 
         let store = PostgresNoticeStore(configuration: try PostgresNoticeStore.Configuration(url: database.url))
         #expect(try await store.count() == 6)
-        #expect(try TestPostgres.psql(database.url, "SELECT count(DISTINCT payload::json->>'title') FROM notice") == "6")
+        #expect(try await TestPostgres.psql(database.url, "SELECT count(DISTINCT payload::json->>'title') FROM notice") == "6")
         // Everything was acked in the end: the queue is empty.
         let queued = ContinuousClock.now + .seconds(10)
         var remaining = ""
         repeat {
             try await Task.sleep(for: .milliseconds(100))
-            remaining = try rabbitmqctl("list_queues", "-q", "name", "messages").split(separator: "\n")
+            remaining = try await rabbitmqctl("list_queues", "-q", "name", "messages").split(separator: "\n")
                 .first { $0.hasPrefix(server.configuration.queue + "\t") }.map(String.init) ?? ""
         } while remaining != "\(server.configuration.queue)\t0" && ContinuousClock.now < queued
         #expect(remaining == "\(server.configuration.queue)\t0")
@@ -130,6 +130,6 @@ import Testing
         await broker.close()
         try await server.stop()
         try await store.close()
-        try TestPostgres.dropDatabase(database.name)
+        try await TestPostgres.dropDatabase(database.name)
     }
 }

@@ -41,7 +41,7 @@ import Testing
 
     @Test(arguments: TestServer.Store.allCases)
     func anOfflineUserGetsEverythingInOrderOnceWhilePublishingGoesOn(_ store: TestServer.Store) async throws {
-        var settings = try TestServer.settings(store: store)
+        var settings = try await TestServer.settings(store: store)
         // However many of the live ones are committed before the SUBSCRIBE, the replay takes them all.
         settings["NOTICE_REPLAY_LIMIT"] = "1000"
         let server = try await TestServer.start(settings)
@@ -98,7 +98,7 @@ import Testing
 
     @Test(arguments: TestServer.Store.allCases)
     func replayIsTheUsersOwnAndXReplayNoneTurnsItOff(_ store: TestServer.Store) async throws {
-        let server = try await TestServer.start(try TestServer.settings(store: store))
+        let server = try await TestServer.start(try await TestServer.settings(store: store))
         let broker = await TestBroker()
         let queue = server.configuration.queue
         try await broker.publishAll([notice(1), notice(2, user: "2"), #"{"id":3,"broadcast":true,"title":"all"}"#], to: queue, window: 3)
@@ -125,7 +125,7 @@ import Testing
 
     @Test(arguments: TestServer.Store.allCases)
     func clientAckUnackedNoticesComeBackOnTheNextConnection(_ store: TestServer.Store) async throws {
-        let server = try await TestServer.start(try TestServer.settings(store: store))
+        let server = try await TestServer.start(try await TestServer.settings(store: store))
         let broker = await TestBroker()
         let first = try await server.client()
         #expect(await first.connect(token: "alice")?.command == .connected)
@@ -161,7 +161,7 @@ import Testing
 
     @Test(arguments: TestServer.Store.allCases)
     func readOverStompShowsInTheStore(_ store: TestServer.Store) async throws {
-        let server = try await TestServer.start(try TestServer.settings(store: store))
+        let server = try await TestServer.start(try await TestServer.settings(store: store))
         let broker = await TestBroker()
         let alice = try await server.subscribedClient(token: "alice", user: "1")
         try await broker.publish(notice(77), to: server.configuration.queue)

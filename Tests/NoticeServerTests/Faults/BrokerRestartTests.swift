@@ -27,10 +27,10 @@ import Testing
             }
         }
         try await Task.sleep(for: .milliseconds(800))
-        _ = try rabbitmqctl("stop_app")
+        _ = try await rabbitmqctl("stop_app")
         try await Task.sleep(for: .seconds(2))
-        _ = try rabbitmqctl("start_app")
-        _ = try rabbitmqctl("await_startup")
+        _ = try await rabbitmqctl("start_app")
+        _ = try await rabbitmqctl("await_startup")
         try await publishing.value
 
         var ids: [Int] = []
@@ -54,18 +54,12 @@ import Testing
     }
 }
 
-/// Runs rabbitmqctl (as the Debian wrapper expects, from root) and returns its output.
-func rabbitmqctl(_ arguments: String...) throws -> String {
-    try rabbitmqctl(arguments: arguments)
-}
-
-/// rabbitmqctl off Swift's cooperative thread pool: each call blocks its thread for a second
-/// or two, and on two cores a few of them would stall every other task of the test process
-/// (store deadlines among them). For tests that run beside others.
-func rabbitmqctlDetached(_ arguments: String...) async throws -> String {
-    try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async { continuation.resume(with: Result { try rabbitmqctl(arguments: arguments) }) }
-    }
+/// Runs rabbitmqctl (as the Debian wrapper expects, from root) and returns its output. Off
+/// Swift's cooperative thread pool: each call blocks its thread for a second or two, and on
+/// two cores a few of them would stall every other task of the test process (store deadlines
+/// among them).
+func rabbitmqctl(_ arguments: String...) async throws -> String {
+    try await offThePool { try rabbitmqctl(arguments: arguments) }
 }
 
 func rabbitmqctl(arguments: [String]) throws -> String {

@@ -85,7 +85,7 @@ extension FaultTests {
         #expect(try await store.count() == count)
         #expect(try store.distinctTitles() == count)
         // The queue is drained: nothing ready, nothing unacked.
-        let line = try rabbitmqctl("list_queues", "-q", "name", "messages").split(separator: "\n").first { $0.hasPrefix(queue + "\t") }
+        let line = try await rabbitmqctl("list_queues", "-q", "name", "messages").split(separator: "\n").first { $0.hasPrefix(queue + "\t") }
         #expect(line.map(String.init) == "\(queue)\t0")
         second.kill(SIGTERM)
         await publisher.close()

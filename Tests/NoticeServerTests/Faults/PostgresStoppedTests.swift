@@ -11,7 +11,7 @@ extension FaultTests {
     /// resumes by itself: every notice stored once and delivered once.
     @Test func postgresStoppedPausesConsumptionAndItResumesByItself() async throws {
         let cluster = try LocalPostgresCluster.serving(try TestPostgres.serverURL())
-        let database = try TestPostgres.createDatabase()
+        let database = try await TestPostgres.createDatabase()
         var (settings, queue, _) = ServiceProcess.freshSettings()
         settings["NOTICE_DB_URL"] = database.url
         let port = Int.random(in: 40_000...49_999)
@@ -40,7 +40,7 @@ extension FaultTests {
             for id in 6...25 { try await publisher.publish(#"{"id":\#(id),"userId":1}"#, to: queue) }
             try await Task.sleep(for: .seconds(3))
             // Consumed up to the prefetch, but none acked: all 20 still belong to the queue.
-            let counts = try queueCounts(queue)
+            let counts = try await queueCounts(queue)
             #expect(counts.ready + counts.unacked == 20, "\(counts)")
             #expect(counts.unacked > 0, "the service should hold the deliveries while it retries: \(counts)")
             #expect(await alice.frames.next(timeout: .milliseconds(200)) == nil)
@@ -54,7 +54,8 @@ extension FaultTests {
             } while ContinuousClock.now < failing
             #expect(ready.status == 503)
             #expect(ready.body.contains("PostgreSQL insert failed: cannot connect"), "\(ready.body)")
-            #expect(try queueCounts(queue).ready + queueCounts(queue).unacked == 20)
+            let paused = try await queueCounts(queue)
+            #expect(paused.ready + paused.unacked == 20)
         }
 
         // Back by itself: the held notices are stored and pushed, readiness recovers.
@@ -70,16 +71,16 @@ extension FaultTests {
             try await Task.sleep(for: .milliseconds(200))
         }
         #expect(try await readiness(port: port).status == 200)
-        #expect(try TestPostgres.psql(database.url, "SELECT count(*) FROM notice") == "25")
-        var counts = try queueCounts(queue)
+        #expect(try await TestPostgres.psql(database.url, "SELECT count(*) FROM notice") == "25")
+        var counts = try await queueCounts(queue)
         let drained = ContinuousClock.now + .seconds(10)
         while counts.ready + counts.unacked > 0, ContinuousClock.now < drained {
             try await Task.sleep(for: .milliseconds(100))
-            counts = try queueCounts(queue)
+            counts = try await queueCounts(queue)
         }
         #expect(counts.ready + counts.unacked == 0, "\(counts)")
         await publisher.close()
-        try? TestPostgres.dropDatabase(database.name)
+        try? await TestPostgres.dropDatabase(database.name)
     }
 
     func readiness(port: Int) async throws -> (status: Int, body: String) {
@@ -87,8 +88,8 @@ extension FaultTests {
         return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
     }
 
-    func queueCounts(_ queue: String) throws -> (ready: Int, unacked: Int) {
-        let line = try rabbitmqctl("list_queues", "-q", "name", "messages_ready", "messages_unacknowledged")
+    func queueCounts(_ queue: String) async throws -> (ready: Int, unacked: Int) {
+        let line = try await rabbitmqctl("list_queues", "-q", "name", "messages_ready", "messages_unacknowledged")
             .split(separator: "\n").first { $0.hasPrefix(queue + "\t") }
         let fields = line?.split(separator: "\t") ?? []
         guard fields.count == 3, let ready = Int(fields[1]), let unacked = Int(fields[2]) else {

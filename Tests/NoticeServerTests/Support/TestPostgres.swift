@@ -18,10 +18,10 @@ enum TestPostgres {
     }
 
     /// A new empty database: its name and URL (the server URL with this database).
-    static func createDatabase() throws -> (name: String, url: String) {
+    static func createDatabase() async throws -> (name: String, url: String) {
         let server = try serverURL()
         let name = "\(databasePrefix)\(Int(Date().timeIntervalSince1970))_\(UUID().uuidString.prefix(8).lowercased())"
-        _ = try psql(server, "CREATE DATABASE \(name)")
+        _ = try await psql(server, "CREATE DATABASE \(name)")
         guard var components = URLComponents(string: server) else { throw TestFailure("NOTICE_TEST_POSTGRES_URL is not a URL") }
         components.path = "/\(name)"
         guard let url = components.string else { throw TestFailure("cannot build a URL for \(name)") }
@@ -29,13 +29,18 @@ enum TestPostgres {
     }
 
     /// Drops a database made by ``createDatabase()``, closing its connections.
-    static func dropDatabase(_ name: String) throws {
-        _ = try psql(try serverURL(), "DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+    static func dropDatabase(_ name: String) async throws {
+        _ = try await psql(try serverURL(), "DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
     }
 
-    /// Runs `sql` with `psql` and returns its unaligned output; throws with psql's error.
+    /// Runs `sql` with `psql` and returns its unaligned output; throws with psql's error. Off
+    /// the cooperative pool, as every blocking child process of these tests.
     @discardableResult
-    static func psql(_ url: String, _ sql: String) throws -> String {
+    static func psql(_ url: String, _ sql: String) async throws -> String {
+        try await offThePool { try psqlBlocking(url, sql) }
+    }
+
+    private static func psqlBlocking(_ url: String, _ sql: String) throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
         process.arguments = [url, "-v", "ON_ERROR_STOP=1", "-qAtX", "-c", sql]

@@ -54,9 +54,9 @@ struct TestServer {
     }
 
     /// Settings for a fresh queue and a fresh database of the given kind.
-    static func settings(store: Store) throws -> [String: String] {
+    static func settings(store: Store) async throws -> [String: String] {
         var settings = settings()
-        if store == .postgres { settings["NOTICE_DB_URL"] = try TestPostgres.createDatabase().url }
+        if store == .postgres { settings["NOTICE_DB_URL"] = try await TestPostgres.createDatabase().url }
         return settings
     }
 
@@ -128,7 +128,7 @@ struct TestServer {
         await group.triggerGracefulShutdown()
         try await task.value
         if case .postgres(let postgres) = configuration.database, postgres.database.hasPrefix(TestPostgres.databasePrefix) {
-            try TestPostgres.dropDatabase(postgres.database)
+            try await TestPostgres.dropDatabase(postgres.database)
         }
     }
 
