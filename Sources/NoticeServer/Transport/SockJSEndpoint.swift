@@ -27,17 +27,7 @@ struct SockJSEndpoint {
             let connections = environment.metrics.connections(transport: transport)
             connections.increment()
             defer { connections.decrement() }
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    await connection.run(outbound: SockJSStompOutbound(session: session))
-                }
-                group.addTask {
-                    for await message in session.messages { await connection.received(ByteBuffer(string: message)) }
-                    connection.inboundClosed()
-                }
-                await group.next()
-                group.cancelAll()
-            }
+            await connection.serve(inbound: session.messages, outbound: SockJSStompOutbound(session: session)) { ByteBuffer(string: $0) }
         }
     }
 }

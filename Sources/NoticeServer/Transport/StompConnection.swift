@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOCore
+import NIOPosix
 import NoticeCore
 import STOMP
 import ServiceLifecycle
@@ -38,12 +39,14 @@ protocol StompOutbound: Sendable {
 /// One STOMP connection over any message transport: decodes client bytes, drives a
 /// ``StompSession``, writes its frames, keeps heart-beats, and is a ``NoticeSink`` for the hub.
 ///
-/// All session state lives in ``run(outbound:)``'s task; other tasks reach it only through
-/// the event stream. Inbound bytes waiting there are bounded (the transport's reader waits,
-/// so TCP pushes back on a client that sends faster than it is served). The outbound queue is
-/// bounded in bytes: a reader that
-/// stays more than `maxOutboundBytes` behind for `slowReaderGrace`, or falls 16 times that
-/// behind at all, is cut off (its notices stay stored). A burst a reader is draining is fine.
+/// All session state lives in one task (the driver); other tasks reach it only through the
+/// event stream. Timers (CONNECT timeout, heart-beats, token expiry, the slow-reader check)
+/// are NIO scheduled tasks that post events, so an idle connection costs two tasks (the
+/// driver and the reader) beside the transport's own. Inbound bytes waiting for the driver are bounded (the
+/// transport's reader waits, so TCP pushes back on a client that sends faster than it is
+/// served). The outbound queue is bounded in bytes: a reader that stays more than
+/// `maxOutboundBytes` behind for `slowReaderGrace`, or falls 16 times that behind at all, is
+/// cut off (its notices stay stored). A burst a reader is draining is fine.
 final class StompConnection: NoticeSink {
     enum Event: Sendable {
         case bytes(ByteBuffer)
@@ -62,12 +65,31 @@ final class StompConnection: NoticeSink {
     private let eventInput: AsyncStream<Event>.Continuation
     private let queuedBytes = Atomic<Int>(0)
     private let inboundBytes = Atomic<Int>(0)
-    /// The timer's period: 1 s, shorter when the agreed heart-beats need it.
+    /// The heart-beat timer's period (ms): half the shortest agreed interval, at most 1 s.
     private let tickMillis = Atomic<Int>(1000)
     private let overflowed = Atomic<Bool>(false)
+    /// The driver has ended: inbound bytes are dropped, nothing waits for it.
+    private let finished = Atomic<Bool>(false)
     /// Monotonic time (ns) at which the queue went over the limit; 0 while under it.
     private let overLimitSince = Atomic<Int64>(0)
     private let cancelDriver = Mutex<(@Sendable () -> Void)?>(nil)
+    private let timers = Mutex(Timers())
+    private let eventLoop: any EventLoop = MultiThreadedEventLoopGroup.singleton.next()
+
+    private struct Timers {
+        var connectTimeout: Scheduled<Void>?
+        var expiry: Scheduled<Void>?
+        var slowReader: Scheduled<Void>?
+        var heartBeat: RepeatedTask?
+
+        mutating func cancelAll() {
+            connectTimeout?.cancel()
+            expiry?.cancel()
+            slowReader?.cancel()
+            heartBeat?.cancel()
+            self = Timers()
+        }
+    }
 
     init(id: String, handshakeToken: String?, environment: StompEnvironment, transport: String = "websocket") {
         self.id = id
@@ -87,8 +109,14 @@ final class StompConnection: NoticeSink {
             cutOff(queued: queued)
             return
         }
-        if queued > environment.maxOutboundBytes {
-            _ = overLimitSince.compareExchange(expected: 0, desired: Self.uptimeNanos(), ordering: .relaxed)
+        if queued > environment.maxOutboundBytes,
+            overLimitSince.compareExchange(expected: 0, desired: Self.uptimeNanos(), ordering: .relaxed).exchanged
+        {
+            // Checked by a timer, not by the driver, which may be blocked writing to this reader.
+            let check = eventLoop.scheduleTask(in: .nanoseconds(Self.nanos(environment.slowReaderGrace) + 1_000_000)) {
+                self.checkSlowReader()
+            }
+            timers.withLock { $0.slowReader?.cancel(); $0.slowReader = check }
         }
         eventInput.yield(.notice(notice, bytes: size))
     }
@@ -103,7 +131,7 @@ final class StompConnection: NoticeSink {
     /// Cuts the connection off if it has stayed over the outbound limit for the grace period.
     private func checkSlowReader() {
         let since = overLimitSince.load(ordering: .relaxed)
-        guard since != 0, Self.uptimeNanos() - since > Int64(environment.slowReaderGrace.components.seconds) * 1_000_000_000 else { return }
+        guard since != 0, Self.uptimeNanos() - since >= Self.nanos(environment.slowReaderGrace) else { return }
         cutOff(queued: queuedBytes.load(ordering: .relaxed))
     }
 
@@ -119,18 +147,89 @@ final class StompConnection: NoticeSink {
         return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
     }
 
+    private static func nanos(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
+    }
+
     func close(message: String, detail: String) {
         eventInput.yield(.close(message: message, detail: detail))
     }
 
+    // MARK: Timers
+
+    /// A `.tick` after `delay` (replacing the previous one of the same kind).
+    private func tick(after delay: Duration, _ slot: WritableKeyPath<Timers, Scheduled<Void>?>) {
+        let scheduled = eventLoop.scheduleTask(in: .nanoseconds(Self.nanos(delay))) { [eventInput] in _ = eventInput.yield(.tick) }
+        timers.withLock {
+            $0[keyPath: slot]?.cancel()
+            $0[keyPath: slot] = scheduled
+        }
+    }
+
+    /// A `.tick` every `millis` while the session lives (`nil`: none).
+    private func tickRepeatedly(everyMillis millis: Int?) {
+        let repeated = millis.map { millis in
+            eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(Int64(millis)), delay: .milliseconds(Int64(millis))) { [eventInput] _ in
+                _ = eventInput.yield(.tick)
+            }
+        }
+        timers.withLock {
+            $0.heartBeat?.cancel()
+            $0.heartBeat = repeated
+        }
+    }
+
+    /// Timers of a connected session: heart-beats if agreed, the token's expiry if it has one.
+    fileprivate func connected(heartBeat: HeartBeat.Agreement, expiresAt: Int64?) {
+        timers.withLock { $0.connectTimeout?.cancel() }
+        let intervals = [heartBeat.serverSends, heartBeat.clientSends].filter { $0 > 0 }
+        if let shortest = intervals.min() {
+            let millis = min(1000, max(50, shortest / 2))
+            tickMillis.store(millis, ordering: .relaxed)
+            tickRepeatedly(everyMillis: millis)
+        }
+        if let expiresAt {
+            let remaining = expiresAt * 1000 - Int64(Date().timeIntervalSince1970 * 1000)
+            tick(after: .milliseconds(max(0, remaining) + 1), \.expiry)
+        }
+    }
+
     // MARK: Driving
+
+    /// Serves the connection until it closes: `inbound` is what the client sends (each element
+    /// turned into bytes by `bytes`), `outbound` writes to it. Call once.
+    func serve<Inbound: AsyncSequence>(
+        inbound: Inbound, outbound: some StompOutbound, bytes: @escaping @Sendable (Inbound.Element) -> ByteBuffer
+    ) async where Inbound: Sendable {
+        // An unstructured task (it inherits the graceful-shutdown context) so that an
+        // overflowing `push` can cancel it even while it is blocked writing.
+        let driver = Task { await self.drive(outbound: outbound) }
+        cancelDriver.withLock { $0 = { driver.cancel() } }
+        await withTaskCancellationHandler {
+            await withTaskGroup(of: Void.self) { group in
+                // The reader is a child task so that the driver's end stops it even when the
+                // client neither sends nor closes.
+                group.addTask {
+                    do {
+                        for try await element in inbound { await self.received(bytes(element)) }
+                    } catch {}
+                    self.inboundClosed()
+                }
+                await driver.value
+                group.cancelAll()
+            }
+        } onCancel: {
+            driver.cancel()
+        }
+    }
 
     /// Feeds bytes received from the client (in any split); waits while more than four
     /// maximum-size frames are still waiting to be decoded.
     func received(_ buffer: ByteBuffer) async {
+        guard !finished.load(ordering: .relaxed) else { return }
         inboundBytes.wrappingAdd(buffer.readableBytes, ordering: .relaxed)
         eventInput.yield(.bytes(buffer))
-        while inboundBytes.load(ordering: .relaxed) > 4 * environment.maxFrameBytes, !Task.isCancelled, !overflowed.load(ordering: .relaxed) {
+        while inboundBytes.load(ordering: .relaxed) > 4 * environment.maxFrameBytes, !Task.isCancelled, !finished.load(ordering: .relaxed) {
             try? await Task.sleep(for: .milliseconds(2))
         }
     }
@@ -138,49 +237,28 @@ final class StompConnection: NoticeSink {
     /// The client's side is closed.
     func inboundClosed() { eventInput.yield(.inboundClosed) }
 
-    /// Runs the connection until it closes. Call once.
-    func run(outbound: some StompOutbound) async {
-        // An unstructured task (it inherits the graceful-shutdown context) so that an
-        // overflowing `push` can cancel it even while it is blocked writing.
-        let loop = Task { await self.loop(outbound: outbound) }
-        cancelDriver.withLock { $0 = { loop.cancel() } }
-        await withTaskCancellationHandler {
-            await loop.value
-        } onCancel: {
-            loop.cancel()
-        }
-    }
-
-    private func loop(outbound: some StompOutbound) async {
+    private func drive(outbound: some StompOutbound) async {
         var driver = Driver(connection: self, environment: environment, outbound: outbound, handshakeToken: handshakeToken)
+        tick(after: environment.connectTimeout + .milliseconds(1), \.connectTimeout)
         await withGracefulShutdownHandler {
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { [eventInput] in
-                    while !Task.isCancelled {
-                        try? await Task.sleep(for: .milliseconds(self.tickMillis.load(ordering: .relaxed)))
-                        // Checked here, not by the driver, which may be blocked writing to this reader.
-                        self.checkSlowReader()
-                        eventInput.yield(.tick)
-                    }
+            for await event in events {
+                switch event {
+                case .notice(_, let bytes): dequeued(bytes)
+                case .bytes(let buffer): inboundBytes.wrappingSubtract(buffer.readableBytes, ordering: .relaxed)
+                default: break
                 }
-                for await event in events {
-                    switch event {
-                    case .notice(_, let bytes): dequeued(bytes)
-                    case .bytes(let buffer): inboundBytes.wrappingSubtract(buffer.readableBytes, ordering: .relaxed)
-                    default: break
-                    }
-                    guard await driver.handle(event), !Task.isCancelled else { break }
-                }
-                group.cancelAll()
+                guard await driver.handle(event), !Task.isCancelled else { break }
             }
         } onGracefulShutdown: { [eventInput] in
             eventInput.yield(.close(message: "server shutting down", detail: "reconnect to another node"))
         }
+        finished.store(true, ordering: .relaxed)
         eventInput.finish()
+        timers.withLock { $0.cancelAll() }
         await driver.finish()
     }
 
-    /// The connection's state, owned by the task that ``run(outbound:)`` starts.
+    /// The connection's state, owned by the driver task.
     private struct Driver {
         let connection: StompConnection
         let environment: StompEnvironment
@@ -310,10 +388,7 @@ final class StompConnection: NoticeSink {
                     logger[metadataKey: "user.id"] = "\(principal.userId)"
                     guard await perform(session.authenticated(principal)) else { return false }
                     decoder.version = session.version
-                    let intervals = [session.heartBeat.serverSends, session.heartBeat.clientSends].filter { $0 > 0 }
-                    if let shortest = intervals.min() {
-                        connection.tickMillis.store(min(1000, max(50, shortest / 2)), ordering: .relaxed)
-                    }
+                    connection.connected(heartBeat: session.heartBeat, expiresAt: principal.expiresAt)
                     logger.info("stomp connected", metadata: ["stomp.version": "\(session.version.rawValue)"])
                 case .markDelivered(let keys):
                     for key in keys { environment.recorder.record(key) }

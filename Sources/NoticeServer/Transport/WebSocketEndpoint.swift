@@ -39,19 +39,7 @@ struct WebSocketEndpoint: Sendable {
             let connection = StompConnection(id: sessionIds.next(), handshakeToken: token, environment: environment)
             environment.metrics.webSocketConnections.increment()
             defer { environment.metrics.webSocketConnections.decrement() }
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    await connection.run(outbound: WebSocketStompOutbound(writer: outbound))
-                }
-                group.addTask {
-                    do {
-                        for try await frame in inbound { await connection.received(frame.data) }
-                    } catch {}
-                    connection.inboundClosed()
-                }
-                await group.next()
-                group.cancelAll()
-            }
+            await connection.serve(inbound: inbound, outbound: WebSocketStompOutbound(writer: outbound)) { $0.data }
         }
     }
 }
