@@ -30,6 +30,8 @@ final class ConnectionWorker: @unchecked Sendable {
     private var generation: UInt64 = 0
     private var acks = AckTracker()
     private var publishSequence: UInt64 = 0
+    /// No publish below this one awaits a confirm (single confirms may leave gaps above it).
+    private var oldestUnconfirmed: UInt64 = 1
     private var pendingConfirms: [UInt64: RabbitMQConnection.PublishCompletion] = [:]
     /// Bindings made with `bind` and not unbound: declared again on every connect.
     private var dynamicBindings: [AMQPTopology.Binding] = []
@@ -119,6 +121,7 @@ final class ConnectionWorker: @unchecked Sendable {
         generation += 1
         acks = AckTracker()
         publishSequence = 0
+        oldestUnconfirmed = 1
         partial = nil
         skippingContent = false
 
@@ -288,10 +291,16 @@ final class ConnectionWorker: @unchecked Sendable {
     }
 
     private func confirm(upTo tag: UInt64, multiple: Bool, result error: AMQPError?) {
-        let tags = multiple ? pendingConfirms.keys.filter { $0 <= tag } : [tag]
-        for tag in tags {
-            guard let completion = pendingConfirms.removeValue(forKey: tag) else { continue }
-            completion(error.map { .failure($0) } ?? .success(()))
+        let result: Result<Void, any Error> = error.map { .failure($0) } ?? .success(())
+        guard multiple else {
+            pendingConfirms.removeValue(forKey: tag)?(result)
+            return
+        }
+        // Sequence numbers are consecutive from 1 on each connection and every one below
+        // `oldestUnconfirmed` is settled, so this visits each publish once over the connection's life.
+        while oldestUnconfirmed <= min(tag, publishSequence) {
+            pendingConfirms.removeValue(forKey: oldestUnconfirmed)?(result)
+            oldestUnconfirmed += 1
         }
     }
 
