@@ -23,7 +23,7 @@ final class ConnectionWorker: @unchecked Sendable {
     private static let publishChannel: amqp_channel_t = 2
 
     private let owner: RabbitMQConnection
-    private let output: AsyncStream<[AMQPDelivery]>.Continuation
+    private let output: DeliveryBatches
     private var logger: Logger { owner.logger }
 
     private var state: amqp_connection_state_t?
@@ -42,7 +42,7 @@ final class ConnectionWorker: @unchecked Sendable {
     private var consumeStopped = false
     private var shutdownRequested = false
 
-    init(connection: RabbitMQConnection, deliveries: AsyncStream<[AMQPDelivery]>.Continuation) {
+    init(connection: RabbitMQConnection, deliveries: DeliveryBatches) {
         self.owner = connection
         self.output = deliveries
     }

@@ -9,8 +9,8 @@ import Synchronization
 ///
 /// On every (re)connect it declares its ``AMQPTopology``, opens channel 1 for consuming
 /// (`basic.qos` prefetch, then `basic.consume` without auto-ack) and channel 2 for
-/// publishing in confirm mode. Deliveries arrive on ``deliveries`` in batches (what
-/// the socket held at once); each must be ``settle(_:)``d, and is acked, with
+/// publishing in confirm mode. Deliveries arrive on ``deliveries`` in batches (all
+/// that arrived since the consumer took the previous one); each must be ``settle(_:)``d, and is acked, with
 /// `multiple`, once it and every delivery before it are settled. When the connection
 /// is lost it reconnects with capped exponential backoff; unsettled deliveries of the
 /// lost connection are redelivered by the broker, so their tags are ignored.
@@ -21,14 +21,13 @@ public final class RabbitMQConnection: Sendable {
     /// What a non-waiting ``publish(_:exchange:routingKey:completion:)`` is told.
     public typealias PublishCompletion = @Sendable (Result<Void, any Error>) -> Void
 
-    /// Batches of consumed messages, in queue order.
-    public let deliveries: AsyncStream<[AMQPDelivery]>
+    /// Batches of consumed messages, in queue order, for one consuming task.
+    public let deliveries = DeliveryBatches()
 
     let configuration: AMQPConfiguration
     let topology: AMQPTopology
     let logger: Logger
     let mailbox: Mailbox
-    private let continuation: AsyncStream<[AMQPDelivery]>.Continuation
     private let status = Mutex(Status())
     private let started = Atomic<Bool>(false)
     private let reconnects: Counter
@@ -48,13 +47,12 @@ public final class RabbitMQConnection: Sendable {
         self.topology = topology
         self.logger = logger
         self.mailbox = Mailbox()
-        (self.deliveries, self.continuation) = AsyncStream.makeStream(of: [AMQPDelivery].self, bufferingPolicy: .unbounded)
     }
 
     /// Starts the owning thread (once).
     public func start() {
         guard !started.exchange(true, ordering: .relaxed) else { return }
-        let worker = ConnectionWorker(connection: self, deliveries: continuation)
+        let worker = ConnectionWorker(connection: self, deliveries: deliveries)
         let thread = Thread { worker.run() }
         thread.name = "amqp-\(configuration.connectionName)"
         thread.start()
@@ -126,7 +124,7 @@ public final class RabbitMQConnection: Sendable {
     /// Acks what is settled, closes the connection and ends ``deliveries``.
     public func shutdown() async {
         guard started.load(ordering: .relaxed) else {
-            continuation.finish()
+            deliveries.finish()
             return
         }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
@@ -155,7 +153,7 @@ public final class RabbitMQConnection: Sendable {
     func countReconnect() { reconnects.increment() }
 
     func finished() {
-        continuation.finish()
+        deliveries.finish()
         let waiters = status.withLock { status in
             status.finished = true
             status.connected = false
