@@ -2,6 +2,10 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A stub RFC 7662 introspection endpoint on loopback: every token is active, its user is the
 /// token's last dash-separated part (`bench-<run>-42` → `42`), valid for an hour.
 enum AuthStub {
@@ -21,6 +25,7 @@ enum AuthStub {
             .bind(host: "127.0.0.1", port: port)
             .get()
         print("auth_stub_port=\(channel.localAddress?.port ?? port)")
+        fflush(nil)  // all streams: stdout is a file when the script runs the stub
         try await channel.closeFuture.get()
     }
 }

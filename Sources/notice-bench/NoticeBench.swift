@@ -13,21 +13,22 @@ struct NoticeBench: AsyncParsableCommand {
         commandName: "notice-bench",
         abstract: "Load generator for notice-service and RabbitMQ Web-STOMP.",
         discussion: """
-            Modes:
-              sessions    open --users sessions; RSS of --pid before, when all are subscribed and after --settle s
-              latency     --users sessions; --count notices at --rate/s, users round-robin; publish→MESSAGE latency, lost
-              throughput  --users sessions; --count notices, --window unconfirmed over --publishers connections;
-                          end-to-end rate (first publish → last MESSAGE) and the publish rate achieved
-              broadcast   --users sessions; --repeat broadcast notices, one at a time: time until the last session has it
-              connect     --count sessions, --concurrency at once, closed at CONNECTED; connects/s, CONNECT→CONNECTED
-                          latency; one token for all (warm introspection cache), or --cold for one token each
-              bare        no sessions: a RabbitMQConnection consuming --queue and acking each batch (multiple) at once,
-                          fed by the same publisher as throughput; the broker's ceiling
-              auth-stub   serve RFC 7662 introspection on 127.0.0.1:--port (token bench-<run>-<user> → sub <user>)
-            --target notice: ws URL of the service, tokens bench-<run>-<user>, notices on --queue (default exchange).
-            --target webstomp: RabbitMQ Web-STOMP (guest/guest), /exchange/notice.deliver/user.<user>, published to
-            the topic exchange notice.deliver with routing key user.<user> (broadcast: key `broadcast`).
-            Every line of output is key=value.
+            Modes (every line of output is key=value):
+            sessions: open --users sessions; RSS of --pid before, once all are subscribed, after --settle s.
+            latency: --users sessions; --count notices at --rate/s, users round-robin; publish→MESSAGE latency, lost.
+            throughput: --users sessions; --count notices, --window unconfirmed over --publishers connections; \
+            end-to-end rate (first publish → last MESSAGE) and the publish rate achieved.
+            broadcast: --users sessions; --repeat broadcasts, one at a time; time until the last session has each.
+            connect: --count sessions, --concurrency at once, each closed at CONNECTED; connects/s and latency; \
+            one token for all (warm introspection cache), or --cold for a token each.
+            bare: no sessions; a RabbitMQConnection consuming --queue and acking each batch at once (multiple), \
+            fed by the same publisher as throughput: the broker's ceiling.
+            auth-stub: RFC 7662 introspection on 127.0.0.1:--port (token bench-<run>-<user> → sub <user>).
+
+            --target notice: the service's ws URL, tokens bench-<run>-<user>, /notice/<user>/remind, notices to \
+            --queue by the default exchange. --target webstomp: RabbitMQ Web-STOMP (guest/guest), \
+            /exchange/notice.deliver/user.<user>, published to the topic exchange notice.deliver with routing key \
+            user.<user> (broadcasts: key broadcast).
             """
     )
 
@@ -122,6 +123,8 @@ struct NoticeBench: AsyncParsableCommand {
             default: break
             }
             await publisher.shutdown()
+            // Sessions the server closed during the measurement (their notices count as lost).
+            Report.line("closed_early", client.counters.closed.load(ordering: .relaxed))
         }
         try await client.closeAll()
         await client.shutdown()
