@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
     ],
     targets: [
         // C: rabbitmq-c from Debian's librabbitmq-dev. Only `RabbitMQ` imports it.
@@ -114,12 +115,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // Load generator: STOMP-over-WebSocket sessions and a publisher on the real queue.
+        // Load generator: SwiftNIO STOMP-over-WebSocket sessions, a publisher on the real queue,
+        // a bare consumer and an RFC 7662 stub.
         .executableTarget(
             name: "notice-bench",
             dependencies: [
                 "RabbitMQ", "STOMP",
-                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

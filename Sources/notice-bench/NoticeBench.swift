@@ -1,201 +1,341 @@
 import ArgumentParser
 import Foundation
-import HummingbirdWSClient
 import Logging
 import RabbitMQ
-import STOMP
 import Synchronization
 
-/// Measures the running service from the outside: N STOMP-over-WebSocket sessions, one per
-/// user `1...N` (dev tokens `bench-<i>`), and notices published to the real queue.
-///
-/// - `latency`: publishes `--count` notices at `--rate` per second (users round-robin), each
-///   carrying its publish time; reports publish→receive latency percentiles and losses.
-/// - `throughput`: publishes `--count` notices as fast as the broker confirms them and
-///   reports notices per second, from the first publish to the last MESSAGE received.
+/// Measures notice-service (or RabbitMQ Web-STOMP, side by side) from the outside: many
+/// STOMP-over-WebSocket sessions on a small SwiftNIO event-loop group, notices published to
+/// the real broker, and `key=value` lines on stdout. scripts/bench runs it.
 @main
 struct NoticeBench: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "notice-bench", abstract: "Load generator for notice-service.")
+    static let configuration = CommandConfiguration(
+        commandName: "notice-bench",
+        abstract: "Load generator for notice-service and RabbitMQ Web-STOMP.",
+        discussion: """
+            Modes (every line of output is key=value):
+            sessions: open --users sessions; RSS of --pid before, once all are subscribed, after --settle s.
+            latency: --users sessions; --count notices at --rate/s, users round-robin; publish→MESSAGE latency, lost.
+            throughput: --users sessions; --count notices, --window unconfirmed over --publishers connections; \
+            end-to-end rate (first publish → last MESSAGE) and the publish rate achieved.
+            broadcast: --users sessions; --repeat broadcasts, one at a time; time until the last session has each.
+            connect: --count sessions, --concurrency at once, each closed at CONNECTED; connects/s and latency; \
+            one token for all (warm introspection cache), or --cold for a token each.
+            bare: no sessions; a RabbitMQConnection consuming --queue and acking each batch at once (multiple), \
+            fed by the same publisher as throughput: the broker's ceiling.
+            auth-stub: RFC 7662 introspection on 127.0.0.1:--port (token bench-<run>-<user> → sub <user>).
 
-    enum Mode: String, ExpressibleByArgument { case latency, throughput, connect }
+            --target notice: the service's ws URL, tokens bench-<run>-<user>, /notice/<user>/remind, notices to \
+            --queue by the default exchange. --target webstomp: RabbitMQ Web-STOMP (guest/guest), \
+            /exchange/notice.deliver/user.<user>, published to the topic exchange notice.deliver with routing key \
+            user.<user> (broadcasts: key broadcast).
+            """
+    )
 
-    @Argument var mode: Mode
-    @Option(help: "service WebSocket URL") var url = "ws://127.0.0.1:8080/ws"
+    enum Mode: String, ExpressibleByArgument, CaseIterable {
+        case sessions, latency, throughput, broadcast, connect, bare
+        case authStub = "auth-stub"
+    }
+
+    enum TargetOption: String, ExpressibleByArgument, CaseIterable {
+        case notice, webstomp
+    }
+
+    @Argument(help: "sessions | latency | throughput | broadcast | connect | bare | auth-stub") var mode: Mode
+    @Option(help: "notice | webstomp") var target: TargetOption = .notice
+    @Option(help: "WebSocket URL (Web-STOMP: ws://127.0.0.1:15674/ws)") var url = "ws://127.0.0.1:8080/ws"
     @Option(help: "broker URL") var amqpUrl = "amqp://guest:guest@127.0.0.1:5672/"
-    @Option(help: "notice queue") var queue = "notice.direct.queue"
-    @Option(help: "sessions (users 1...N, tokens bench-1...bench-N)") var users = 100
-    @Option(help: "notices to publish") var count = 1000
-    @Option(help: "notices per second (latency mode)") var rate = 1000
-    @Option(help: "publishes awaiting confirm at once (throughput mode)") var window = 512
-    @Option(help: "connect mode: a token used by every CONNECT (warm cache); default: a new token each time (cold)")
-    var token: String?
+    @Option(help: "the service's notice queue (bare: the queue to declare and consume)") var queue = "notice.direct.queue"
+    @Option(help: "sessions, users 1...N") var users = 100
+    @Option(help: "notices to publish (connect: sessions to open)") var count = 1000
+    @Option(help: "notices per second (latency)") var rate = 1000
+    @Option(help: "unconfirmed publishes at once (throughput, bare)") var window = 1024
+    @Option(help: "publisher connections") var publishers = 2
+    @Option(help: "event-loop threads of the sessions") var threads = 2
+    @Option(help: "handshakes in flight while opening sessions") var inFlight = 300
+    @Option(help: "source addresses 127.0.0.2... to rotate over") var sources = 8
+    @Option(help: "the <run> of tokens bench-<run>-<user>") var run = String(UInt32.random(in: 0...UInt32.max), radix: 36)
+    @Option(help: "process whose RSS and CPU are reported (the service, or beam.smp)") var pid: Int32?
+    @Option(help: "seconds to wait after all sessions are ready (sessions)") var settle = 10
+    @Option(help: "broadcasts to send (broadcast)") var `repeat` = 5
+    @Option(help: "CONNECTs in flight (connect)") var concurrency = 16
+    @Flag(help: "connect: a new token per CONNECT (cold cache) instead of one token") var cold = false
+    @Option(help: "basic.qos prefetch of the bare consumer") var prefetch: UInt16 = 256
+    @Option(help: "port of auth-stub") var port = 18181
+    @Option(help: "seconds allowed for opening all sessions") var openTimeout = 600
+    @Option(help: "write latencies (ms, one per line) to this file") var latenciesFile: String?
 
     func run() async throws {
         var logger = Logger(label: "notice-bench")
         logger.logLevel = .error
-        if mode == .connect {
-            try await measureConnects(logger: logger)
-            return
+        switch mode {
+        case .authStub:
+            try await AuthStub.run(port: port, threads: threads)
+        case .bare:
+            try await bare(logger: logger)
+        case .connect:
+            try await connects()
+        case .sessions, .latency, .throughput, .broadcast:
+            try await withSessions(logger: logger)
         }
-        let results = Results()
-        let ready = Counter()
-        var sessions: [Task<Void, any Error>] = []
-        for user in 1...users {
-            sessions.append(Task { try await Self.session(url: url, user: user, results: results, ready: ready, logger: logger) })
-        }
-        let deadline = ContinuousClock.now + .seconds(60)
-        while ready.value.load(ordering: .relaxed) < users {
-            guard ContinuousClock.now < deadline else { throw ValidationError("only \(ready.value.load(ordering: .relaxed)) of \(users) sessions subscribed") }
-            try await Task.sleep(for: .milliseconds(10))
-        }
+    }
 
-        let broker = RabbitMQConnection(
-            configuration: AMQPConfiguration(url: amqpUrl, connectionName: "notice-bench"),
-            topology: AMQPTopology(queues: [.init(name: queue)]),
+    var plannedTarget: SessionPlan.Target { target == .notice ? .notice : .webstomp }
+
+    func makePlan(subscribes: Bool = true, fixedToken: String? = nil) throws -> SessionPlan {
+        try SessionPlan(
+            url: url, target: plannedTarget, run: run, fixedToken: fixedToken, subscribes: subscribes,
+            broadcast: mode == .broadcast, sourceAddresses: sources
+        )
+    }
+
+    /// Opens `--users` sessions, reports how that went, and runs the mode's measurement on them.
+    func withSessions(logger: Logger) async throws {
+        let client = SessionClient(plan: try makePlan(), threads: threads)
+        let before = pid.map { ProcessSample(pid: $0) }
+        let benchBefore = ProcessSample.current
+        let cpu = CPUWindow(pid: pid)
+        let opened = ContinuousClock.now
+        try await client.openAll(users: 1...users, inFlight: inFlight, timeout: .seconds(openTimeout))
+        let openSeconds = (ContinuousClock.now - opened).seconds
+        let ready = client.counters.ready.load(ordering: .relaxed)
+        Report.line("mode", mode.rawValue)
+        Report.line("target", target.rawValue)
+        Report.line("sessions", users)
+        Report.line("ready", ready)
+        Report.line("failed", users - ready)
+        Report.line("open_s", openSeconds)
+        Report.line("open_per_s", Double(ready) / openSeconds, digits: 0)
+        if let error = try await client.firstError() { Report.line("first_error", error.replacingOccurrences(of: "\n", with: " ")) }
+        if mode == .sessions {
+            cpu.report()
+            try await sessionMemory(client: client, before: before, benchBefore: benchBefore, ready: ready)
+        } else if ready < users {
+            await client.shutdown()
+            throw BenchError("only \(ready) of \(users) sessions subscribed")
+        } else {
+            let publisher = makePublisher(logger: logger)
+            await publisher.start()
+            switch mode {
+            case .latency: try await latency(client: client, publisher: publisher)
+            case .throughput: try await throughput(client: client, publisher: publisher)
+            case .broadcast: try await broadcast(client: client, publisher: publisher)
+            default: break
+            }
+            await publisher.shutdown()
+            // Sessions the server closed during the measurement (their notices count as lost).
+            Report.line("closed_early", client.counters.closed.load(ordering: .relaxed))
+        }
+        try await client.closeAll()
+        await client.shutdown()
+    }
+
+    func sessionMemory(client: SessionClient, before: ProcessSample?, benchBefore: ProcessSample, ready: Int) async throws {
+        let perSession = { (rss: Int) in Double(rss - (before?.rssKiB ?? 0)) / Double(max(1, ready)) }
+        let after = pid.map { ProcessSample(pid: $0) }
+        let benchAfter = ProcessSample.current
+        try await Task.sleep(for: .seconds(settle))
+        let settled = pid.map { ProcessSample(pid: $0) }
+        if let before, let after, let settled {
+            Report.line("rss_before_kib", before.rssKiB)
+            Report.line("rss_ready_kib", after.rssKiB)
+            Report.line("rss_settled_kib", settled.rssKiB)
+            Report.line("rss_per_session_ready_kib", perSession(after.rssKiB), digits: 2)
+            Report.line("rss_per_session_kib", perSession(settled.rssKiB), digits: 2)
+        }
+        Report.line("bench_rss_per_session_kib", Double(benchAfter.rssKiB - benchBefore.rssKiB) / Double(max(1, ready)), digits: 2)
+        Report.line("still_open", client.counters.ready.load(ordering: .relaxed) - client.counters.closed.load(ordering: .relaxed))
+        try await client.closeAll()
+        if let pid {
+            try await Task.sleep(for: .seconds(2))
+            Report.line("rss_closed_kib", ProcessSample(pid: pid).rssKiB)
+        }
+    }
+
+    func makePublisher(logger: Logger) -> Publisher {
+        switch (plannedTarget, mode) {
+        case (.notice, .broadcast):
+            return Publisher(
+                url: amqpUrl, connections: 1, topology: AMQPTopology(),
+                route: .init(exchange: "", routingKey: { [queue] _ in queue }) { index, sentAt in
+                    #"{"broadcast":true,"title":"bench broadcast \#(index)","sentAt":\#(sentAt)}"#
+                }, logger: logger)
+        case (.notice, _), (.webstomp, .bare):
+            return Publisher(
+                url: amqpUrl, connections: publishers, topology: AMQPTopology(),
+                route: .init(exchange: "", routingKey: { [queue] _ in queue }) { [users] index, sentAt in
+                    #"{"userId":"\#(index % users + 1)","title":"bench \#(index)","sentAt":\#(sentAt)}"#
+                }, logger: logger)
+        case (.webstomp, .broadcast):
+            return Publisher(
+                url: amqpUrl, connections: 1, topology: Self.webStompTopology,
+                route: .init(exchange: SessionPlan.webStompExchange, routingKey: { _ in "broadcast" }) { index, sentAt in
+                    #"{"broadcast":true,"title":"bench broadcast \#(index)","sentAt":\#(sentAt)}"#
+                }, logger: logger)
+        case (.webstomp, _):
+            return Publisher(
+                url: amqpUrl, connections: publishers, topology: Self.webStompTopology,
+                route: .init(exchange: SessionPlan.webStompExchange, routingKey: { [users] index in "user.\(index % users + 1)" }) {
+                    [users] index, sentAt in
+                    #"{"userId":"\#(index % users + 1)","title":"bench \#(index)","sentAt":\#(sentAt)}"#
+                }, logger: logger)
+        }
+    }
+
+    static let webStompTopology = AMQPTopology(exchanges: [.init(name: SessionPlan.webStompExchange, type: "topic")])
+
+    /// Waits (bounded) until `target` MESSAGEs have arrived in all.
+    func awaitReceived(_ client: SessionClient, _ target: Int, timeout: Duration) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while client.counters.received.load(ordering: .relaxed) < target, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(2))
+        }
+    }
+
+    func latencies(_ client: SessionClient) async throws -> [Int64] {
+        try await client.collect { $0.latencies }.flatMap { $0 }
+    }
+
+    func latency(client: SessionClient, publisher: Publisher) async throws {
+        let cpu = CPUWindow(pid: pid)
+        let started = ContinuousClock.now
+        try await publisher.publish(count: count, rate: rate)
+        let publishSeconds = (ContinuousClock.now - started).seconds
+        try await publisher.drain()
+        try await awaitReceived(client, count, timeout: .seconds(30))
+        cpu.report()
+        try await reportDelivery(client: client, publisher: publisher, publishSeconds: publishSeconds)
+    }
+
+    func throughput(client: SessionClient, publisher: Publisher) async throws {
+        let cpu = CPUWindow(pid: pid)
+        let firstPublish = realtimeNanos()
+        let started = ContinuousClock.now
+        try await publisher.publish(count: count, window: window)
+        try await publisher.drain()
+        let publishSeconds = (ContinuousClock.now - started).seconds
+        try await awaitReceived(client, count, timeout: .seconds(Int64(count / 500 + 60)))
+        cpu.report()
+        let last = try await client.collect { $0.lastReceived }.max() ?? firstPublish
+        let received = client.counters.received.load(ordering: .relaxed)
+        Report.line("end_to_end_per_s", Double(received) / (Double(last - firstPublish) / 1e9), digits: 0)
+        try await reportDelivery(client: client, publisher: publisher, publishSeconds: publishSeconds)
+    }
+
+    func reportDelivery(client: SessionClient, publisher: Publisher, publishSeconds: Double) async throws {
+        let received = client.counters.received.load(ordering: .relaxed)
+        let samples = try await latencies(client)
+        Report.line("published", publisher.confirmedCount)
+        Report.line("publish_failures", publisher.failureCount)
+        if let failure = publisher.failure { Report.line("publish_error", failure) }
+        Report.line("publish_per_s", Double(publisher.confirmedCount) / publishSeconds, digits: 0)
+        Report.line("received", received)
+        Report.line("lost", max(0, count - received))
+        Report.percentiles("latency", samples)
+        if let latenciesFile { try Report.write(samples, to: latenciesFile) }
+    }
+
+    func broadcast(client: SessionClient, publisher: Publisher) async throws {
+        var toLast: [Int64] = []
+        var medians: [Int64] = []
+        var missing = 0
+        for index in 0..<self.repeat {
+            _ = try await client.collect { $0.latencies.removeAll(keepingCapacity: true) }
+            let before = client.counters.received.load(ordering: .relaxed)
+            let sentAt = realtimeNanos()
+            publisher.publish(index)
+            try await awaitReceived(client, before + users, timeout: .seconds(60))
+            missing += max(0, before + users - client.counters.received.load(ordering: .relaxed))
+            let samples = try await latencies(client).sorted()
+            let last = try await client.collect { $0.lastReceived }.max() ?? sentAt
+            toLast.append(last - sentAt)
+            medians.append(Int64(Report.percentile(samples, 0.5)))
+            Report.line("broadcast_\(index)_to_last_ms", Double(last - sentAt) / 1e6)
+            try await Task.sleep(for: .seconds(1))
+        }
+        Report.line("broadcasts", self.repeat)
+        Report.line("missing", missing)
+        Report.line("to_last_median_ms", Report.percentile(toLast.sorted(), 0.5) / 1e6)
+        Report.line("per_session_median_ms", Report.percentile(medians.sorted(), 0.5) / 1e6)
+    }
+
+    /// CONNECT throughput and latency: `--count` sessions, `--concurrency` at once, each
+    /// closed as soon as CONNECTED arrives.
+    func connects() async throws {
+        let warmToken = "bench-\(run)-1"
+        let client = SessionClient(plan: try makePlan(subscribes: false, fixedToken: cold ? nil : warmToken), threads: threads)
+        // One CONNECT first, so the warm token is in the service's cache.
+        try await client.openAll(users: [1], inFlight: 1, timeout: .seconds(30))
+        guard client.counters.ready.load(ordering: .relaxed) == 1 else {
+            let reason = try await client.firstError() ?? "?"
+            throw BenchError("the first CONNECT failed: \(reason)")
+        }
+        _ = try await client.collect { $0.connectLatencies.removeAll(); $0.openLatencies.removeAll() }
+        let cpu = CPUWindow(pid: pid)
+        let started = ContinuousClock.now
+        try await client.openAll(users: 2...(count + 1), inFlight: concurrency, timeout: .seconds(openTimeout))
+        let seconds = (ContinuousClock.now - started).seconds
+        let ready = client.counters.ready.load(ordering: .relaxed) - 1
+        Report.line("mode", "connect")
+        Report.line("target", target.rawValue)
+        if plannedTarget == .notice { Report.line("cache", cold ? "cold" : "warm") }
+        Report.line("concurrency", concurrency)
+        Report.line("connects", ready)
+        Report.line("failed", count - ready)
+        Report.line("connects_per_s", Double(ready) / seconds, digits: 0)
+        cpu.report()
+        if let error = try await client.firstError() { Report.line("first_error", error.replacingOccurrences(of: "\n", with: " ")) }
+        Report.percentiles("connect", try await client.collect { $0.connectLatencies }.flatMap { $0 })
+        Report.percentiles("open", try await client.collect { $0.openLatencies }.flatMap { $0 })
+        try await client.closeAll()
+        await client.shutdown()
+    }
+
+    /// The broker's ceiling: the same publisher, and a consumer that only acks (multiple).
+    func bare(logger: Logger) async throws {
+        let consumer = RabbitMQConnection(
+            configuration: AMQPConfiguration(url: amqpUrl, prefetch: prefetch, connectionName: "notice-bench-bare"),
+            topology: AMQPTopology(queues: [.init(name: queue)], consume: queue),
             logger: logger
         )
-        broker.start()
-        await broker.waitUntilConnected()
-
+        consumer.start()
+        await consumer.waitUntilConnected()
+        let progress = ConsumerProgress()
+        let consuming = Task {
+            for await batch in consumer.deliveries {
+                consumer.settle(batch.map(\.tag))
+                progress.consumed.add(batch.count, ordering: .relaxed)
+                progress.last.store(realtimeNanos(), ordering: .relaxed)
+            }
+        }
+        let publisher = makePublisher(logger: logger)
+        await publisher.start()
+        let cpu = CPUWindow(pid: pid)
+        let firstPublish = realtimeNanos()
         let started = ContinuousClock.now
-        switch mode {
-        case .latency:
-            // Each publish is sent at its due time; confirms are awaited concurrently, so a slow
-            // confirm never delays the next publish (an open-loop generator).
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for index in 0..<count {
-                    let due = started + .nanoseconds(Int64(index) * 1_000_000_000 / Int64(rate))
-                    if due > ContinuousClock.now { try await Task.sleep(until: due) }
-                    let message = Self.notice(index: index, users: users)
-                    group.addTask { try await broker.publish(message, exchange: "", routingKey: queue) }
-                }
-                try await group.waitForAll()
-            }
-        case .throughput:
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for index in 0..<count {
-                    if index >= window { try await group.next() }
-                    group.addTask { try await broker.publish(Self.notice(index: index, users: users), exchange: "", routingKey: queue) }
-                }
-                try await group.waitForAll()
-            }
-        case .connect:
-            break
+        try await publisher.publish(count: count, window: window)
+        try await publisher.drain()
+        let publishSeconds = (ContinuousClock.now - started).seconds
+        let deadline = ContinuousClock.now + .seconds(Int64(count / 1000 + 60))
+        while progress.consumed.load(ordering: .relaxed) < count, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(2))
         }
-        let published = ContinuousClock.now
-        let waitUntil = ContinuousClock.now + .seconds(30)
-        while results.received < count, ContinuousClock.now < waitUntil {
-            try await Task.sleep(for: .milliseconds(5))
-        }
-        let finished = results.lastReceived ?? ContinuousClock.now
-        await broker.shutdown()
-        for session in sessions { session.cancel() }
-
-        let latencies = results.latencies.sorted()
-        func percentile(_ p: Double) -> Double {
-            guard !latencies.isEmpty else { return .nan }
-            return Double(latencies[min(latencies.count - 1, Int((Double(latencies.count) * p).rounded(.up)) - 1)]) / 1e6
-        }
-        let seconds = Double((finished - started).components.attoseconds) / 1e18 + Double((finished - started).components.seconds)
-        let publishSeconds = Double((published - started).components.attoseconds) / 1e18 + Double((published - started).components.seconds)
-        print("mode=\(mode.rawValue) sessions=\(users) published=\(count) received=\(results.received) lost=\(count - results.received)")
-        print(String(format: "latency_ms p50=%.3f p90=%.3f p99=%.3f max=%.3f", percentile(0.5), percentile(0.9), percentile(0.99), percentile(1.0)))
-        print(String(format: "publish_rate=%.0f/s end_to_end_rate=%.0f/s", Double(count) / publishSeconds, Double(results.received) / seconds))
-    }
-
-    /// CONNECT → CONNECTED latency over `count` sequential sessions (the WebSocket handshake
-    /// is not counted).
-    func measureConnects(logger: Logger) async throws {
-        var latencies: [Duration] = []
-        let run = UInt32.random(in: 0...UInt32.max)
-        for index in 0..<count {
-            let token = self.token ?? "cold-\(run)-\(index)"
-            let measured = Mutex<Duration?>(nil)
-            try await WebSocketClient.connect(url: url, configuration: .init(maxFrameSize: 1 << 16), logger: logger) { inbound, outbound, _ in
-                let frame = StompFrame(.connect, headers: ["accept-version": "1.2", "heart-beat": "0,0", "Authorization": "Bearer \(token)"])
-                let sent = ContinuousClock.now
-                try await outbound.write(.text(String(decoding: StompEncoder.encode(frame, version: .v1_2), as: UTF8.self)))
-                for try await message in inbound.messages(maxSize: 1 << 16) {
-                    guard case .text(let text) = message, text.hasPrefix("CONNECTED") else {
-                        throw ValidationError("CONNECT refused: \(message)")
-                    }
-                    measured.withLock { $0 = ContinuousClock.now - sent }
-                    break
-                }
-            }
-            if let latency = measured.withLock({ $0 }) { latencies.append(latency) }
-        }
-        let sorted = latencies.map { Double($0.components.attoseconds) / 1e15 + Double($0.components.seconds) * 1000 }.sorted()
-        func percentile(_ p: Double) -> Double { sorted.isEmpty ? .nan : sorted[min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1)] }
-        print("mode=connect cache=\(token == nil ? "cold" : "warm") connects=\(sorted.count)")
-        print(String(format: "latency_ms p50=%.3f p90=%.3f p99=%.3f max=%.3f", percentile(0.5), percentile(0.9), percentile(0.99), percentile(1.0)))
-    }
-
-    static func notice(index: Int, users: Int) -> AMQPMessage {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        let sentAt = Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
-        let body = #"{"userId":"\#(index % users + 1)","title":"bench \#(index)","sentAt":\#(sentAt)}"#
-        return AMQPMessage(body: Array(body.utf8), properties: .persistentJSON)
-    }
-
-    static func session(url: String, user: Int, results: Results, ready: Counter, logger: Logger) async throws {
-        try await WebSocketClient.connect(url: url, configuration: .init(maxFrameSize: 1 << 20), logger: logger) { inbound, outbound, _ in
-            func send(_ frame: StompFrame) async throws {
-                try await outbound.write(.text(String(decoding: StompEncoder.encode(frame, version: .v1_2), as: UTF8.self)))
-            }
-            try await send(StompFrame(.connect, headers: ["accept-version": "1.2", "heart-beat": "0,0", "Authorization": "Bearer bench-\(user)"]))
-            var decoder = StompDecoder(version: .v1_2, limits: .init(maxFrameBytes: 1 << 20, maxHeaders: 100))
-            for try await message in inbound.messages(maxSize: 1 << 20) {
-                guard case .text(let text) = message else { continue }
-                decoder.append(Array(text.utf8))
-                while let output = try decoder.next() {
-                    guard case .frame(let frame) = output else { continue }
-                    switch frame.command {
-                    case .connected:
-                        try await send(StompFrame(.subscribe, headers: ["id": "0", "destination": "/notice/\(user)/remind", "receipt": "ready"]))
-                    case .receipt:
-                        ready.value.add(1, ordering: .relaxed)
-                    case .message:
-                        results.record(body: frame.body)
-                    default:
-                        throw ValidationError("session \(user): \(frame.command.rawValue) \(frame.headers["message"] ?? "")")
-                    }
-                }
-            }
-        }
+        cpu.report()
+        let received = progress.consumed.load(ordering: .relaxed)
+        Report.line("mode", "bare")
+        Report.line("published", publisher.confirmedCount)
+        Report.line("publish_per_s", Double(publisher.confirmedCount) / publishSeconds, digits: 0)
+        Report.line("consumed", received)
+        Report.line("lost", max(0, count - received))
+        Report.line("consumed_per_s", Double(received) / (Double(progress.last.load(ordering: .relaxed) - firstPublish) / 1e9), digits: 0)
+        await publisher.shutdown()
+        await consumer.shutdown()
+        consuming.cancel()
     }
 }
 
-final class Counter: Sendable {
-    let value = Atomic<Int>(0)
-}
-
-/// Latencies (ns) of received notices, from the `sentAt` they carry.
-final class Results: Sendable {
-    private struct State {
-        var latencies: [Int64] = []
-        var last: ContinuousClock.Instant?
-    }
-
-    private let state = Mutex(State())
-
-    func record(body: [UInt8]) {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        let receivedAt = Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
-        let text = String(decoding: body, as: UTF8.self)
-        guard let range = text.range(of: "\"sentAt\":") else { return }
-        let digits = text[range.upperBound...].prefix { $0.isNumber }
-        guard let sentAt = Int64(digits) else { return }
-        let instant = ContinuousClock.now
-        state.withLock {
-            $0.latencies.append(receivedAt - sentAt)
-            $0.last = instant
-        }
-    }
-
-    var received: Int { state.withLock { $0.latencies.count } }
-    var latencies: [Int64] { state.withLock { $0.latencies } }
-    var lastReceived: ContinuousClock.Instant? { state.withLock { $0.last } }
+/// How far the bare consumer got: messages consumed, and when the last batch arrived (CLOCK_REALTIME ns).
+final class ConsumerProgress: Sendable {
+    let consumed = Atomic<Int>(0)
+    let last = Atomic<Int64>(0)
 }
