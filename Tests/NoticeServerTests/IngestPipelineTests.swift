@@ -86,6 +86,23 @@ final class CollectingSink: NoticeSink {
         try await againStore.close()
     }
 
+    @Test func createdAtMatchesFoundationsRFC3339() {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        // Epoch, leap days, century and year ends, now, and a spread of instants up to 2200.
+        var instants: [Int64] = [0, 951_782_400_000, 951_868_799_999, 4_107_542_400_000, 1_704_067_199_999, 1_709_164_800_123]
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        for _ in 0..<2000 {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            instants.append(Int64(state >> 1) % 7_258_118_400_000)
+        }
+        for millis in instants {
+            let expected = formatter.string(from: Date(timeIntervalSince1970: Double(millis) / 1000))
+            #expect(IngestPipeline.rfc3339(millis: millis) == expected, "\(millis)")
+        }
+    }
+
     @Test func theSameNoticeTwiceInOneBatchIsOneRowAndOnePush() async throws {
         let (pipeline, store, sink) = try await makePipeline()
         await pipeline.process([

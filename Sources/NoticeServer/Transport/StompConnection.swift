@@ -415,6 +415,8 @@ final class StompConnection: NoticeSink {
             do {
                 rows = try await environment.store.undelivered(userId: userId, limit: environment.replayLimit)
             } catch {
+                // Closing while the query ran (the client left, the server stops): not a store problem.
+                if Task.isCancelled || error is CancellationError { return false }
                 // The notices stay stored and undelivered: the next SUBSCRIBE replays them.
                 logger.warning("replay skipped: the store is unavailable", metadata: ["error": "\(error)"])
                 return true
