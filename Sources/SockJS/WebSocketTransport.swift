@@ -18,47 +18,16 @@ extension SockJSServer {
             }
             return .upgrade([:])
         } onUpgrade: { inbound, outbound, context in
-            guard let (key, session) = self.webSocketSession(transport: .webSocket, request: context.request) else {
-                try? await outbound.close(.unexpectedServerError, reason: "Too many sessions")
-                return
-            }
-            defer { self.forget(key) }
-            guard case .attached(let receiver) = session.attach() else { return }
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    var wake = receiver.wake.makeAsyncIterator()
-                    while true {
-                        switch session.take(receiver) {
-                        case .frames(let frames, let last):
-                            do {
-                                for frame in frames { try await outbound.write(.text(frame.text)) }
-                            } catch {
-                                return
-                            }
-                            if last {
-                                try? await outbound.close(.normalClosure, reason: nil)
-                                return
-                            }
-                        case .idle:
-                            guard await wake.next() != nil else { return }
-                        }
+            await self.runWebSocketSession(
+                .webSocket, request: context.request, inbound: inbound, outbound: outbound,
+                decode: { text in text.isEmpty ? [] : SockJSJSON.messages(from: text.utf8, allowSingleString: true) },
+                take: { session, receiver in
+                    switch session.take(receiver) {
+                    case .frames(let frames, let last): (frames.map(\.text), last)
+                    case .idle: ([], false)
                     }
                 }
-                group.addTask {
-                    do {
-                        for try await message in inbound.messages(maxSize: self.configuration.maxMessageBytes) {
-                            guard case .text(let text) = message else { return }
-                            if text.isEmpty { continue }
-                            guard let messages = SockJSJSON.messages(from: text.utf8, allowSingleString: true) else { return }
-                            guard await session.received(messages) else { return }
-                        }
-                    } catch {}
-                }
-                await group.next()
-                group.cancelAll()
-            }
-            session.detach(receiver)
-            session.close(.interrupted)
+            )
         }
     }
 
