@@ -119,6 +119,10 @@ final class ConnectionWorker: @unchecked Sendable {
         try check(amqp_get_rpc_reply(connection), "confirm.select")
 
         generation += 1
+        // Deliveries of the lost connection not yet taken by the consumer are void: the broker
+        // redelivers them on this one. Kept, they could share a batch with their own redelivered
+        // copies, and a record without an id would then be stored twice under two new ids.
+        output.dropPending()
         acks = AckTracker()
         publishSequence = 0
         oldestUnconfirmed = 1

@@ -32,6 +32,11 @@ public final class DeliveryBatches: AsyncSequence, Sendable {
         waiter?.resume(returning: batch)
     }
 
+    /// Forgets the deliveries the consumer has not taken yet (those of a lost connection).
+    func dropPending() {
+        state.withLock { $0.pending = [] }
+    }
+
     /// Ends the sequence after what is pending.
     func finish() {
         let waiter = state.withLock { state in
