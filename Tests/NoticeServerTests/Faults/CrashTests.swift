@@ -24,6 +24,8 @@ final class ServiceProcess {
             .appendingPathComponent(".build/debug/notice-service")
     }
 
+    /// - Parameter port: a fixed port (a restart must find the same one), chosen below the
+    ///   kernel's ephemeral range (32768–60999), where any client socket may already hold it.
     init(settings: [String: String], port: Int) throws {
         self.port = port
         process.executableURL = Self.executable
@@ -59,7 +61,7 @@ final class ServiceProcess {
 extension FaultTests {
     @Test func aCrashWhileNoticesFlowLosesNothingAndStoresEachOnce() async throws {
         let (settings, queue, path) = ServiceProcess.freshSettings()
-        let port = Int.random(in: 20_000...29_999)
+        let port = Int.random(in: 20_000...23_998)
         let first = try ServiceProcess(settings: settings, port: port)
         try await first.waitUntilReady()
 
@@ -96,7 +98,7 @@ extension FaultTests {
 extension FaultTests {
     @Test func sigtermWhileNoticesFlowLosesNoneAndExitsZero() async throws {
         let (settings, queue, path) = ServiceProcess.freshSettings()
-        let port = Int.random(in: 30_000...39_999)
+        let port = Int.random(in: 24_000...27_998)
         let first = try ServiceProcess(settings: settings, port: port)
         try await first.waitUntilReady()
         let client = try await StompTestClient.open(port: port)

@@ -14,7 +14,7 @@ extension FaultTests {
         let database = try await TestPostgres.createDatabase()
         var (settings, queue, _) = ServiceProcess.freshSettings()
         settings["NOTICE_DB_URL"] = database.url
-        let port = Int.random(in: 40_000...49_999)
+        let port = Int.random(in: 28_000...31_998)
         let service = try ServiceProcess(settings: settings, port: port)
         defer { service.kill(SIGTERM) }
         try await service.waitUntilReady()
