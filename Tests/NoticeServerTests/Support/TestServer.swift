@@ -185,15 +185,25 @@ final class TestBroker: Sendable {
         try await connection.publish(AMQPMessage(body: Array(json.utf8), properties: .persistentJSON), exchange: exchange, routingKey: routingKey)
     }
 
-    /// Publishes every body, at most `window` awaiting their confirm at once.
+    /// Publishes every body in order (the broker keeps it: one task posts them all on one
+    /// channel), at most `window` awaiting their confirm at once.
     func publishAll(_ bodies: [String], to queue: String, window: Int) async throws {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for (index, body) in bodies.enumerated() {
-                if index >= window { try await group.next() }
-                group.addTask { try await self.publish(body, to: queue) }
-            }
-            try await group.waitForAll()
+        let (confirms, confirmed) = AsyncStream.makeStream(of: Result<Void, any Error>.self)
+        var iterator = confirms.makeAsyncIterator()
+        var awaiting = 0
+        func awaitOne() async throws {
+            guard let result = await iterator.next() else { throw CancellationError() }
+            awaiting -= 1
+            try result.get()
         }
+        for body in bodies {
+            if awaiting >= window { try await awaitOne() }
+            connection.publish(AMQPMessage(body: Array(body.utf8), properties: .persistentJSON), exchange: "", routingKey: queue) {
+                confirmed.yield($0)
+            }
+            awaiting += 1
+        }
+        while awaiting > 0 { try await awaitOne() }
     }
 
     /// The next `count` messages of the consumed queue (settled), or fewer after `timeout`.
