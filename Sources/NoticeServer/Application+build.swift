@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import HummingbirdWebSocket
 public import Logging
 import CoreMetrics
@@ -126,8 +127,7 @@ public func buildService(
     }
 
     let webSocketRouter = Router(context: NoticeRequestContext.self)
-    let webSocketEndpoint = WebSocketEndpoint(environment: environment, origins: origins, refused: refused)
-    webSocketEndpoint.addRoutes(to: webSocketRouter)
+    let webSocketEndpoint = WebSocketEndpoint(environment: environment, origins: origins, maxMessageBytes: configuration.sockJS.maxMessageBytes)
     // SockJS at /ws/...; a plain GET /ws (no Upgrade) is its greeting.
     let sockJS = SockJSEndpoint.make(
         environment: environment, origins: origins, refused: refused, sessionIds: webSocketEndpoint.sessionIds, configuration: configuration.sockJS
@@ -136,13 +136,19 @@ public func buildService(
 
     let app = Application(
         router: router,
-        server: .http1WebSocketUpgrade(
-            webSocketRouter: webSocketRouter,
-            configuration: .init(
-                http1: .init(additionalChannelHandlers: [ForbiddenOriginUpgradeHandler(refused: refused), BrowserGoneHandler()]),
-                ws: .init(maxFrameSize: configuration.sockJS.maxMessageBytes, autoPing: .disabled)
+        server: HTTPServerBuilder { [webSocketResponder = webSocketRouter.buildResponder()] responder in
+            NoticeServerChannel(
+                hummingbird: HTTP1WebSocketUpgradeChannel(
+                    responder: responder,
+                    webSocketResponder: webSocketResponder,
+                    configuration: .init(
+                        http1: .init(additionalChannelHandlers: [ForbiddenOriginUpgradeHandler(refused: refused), BrowserGoneHandler()]),
+                        ws: .init(maxFrameSize: configuration.sockJS.maxMessageBytes, autoPing: .disabled)
+                    )
+                ),
+                stomp: webSocketEndpoint
             )
-        ),
+        },
         configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "notice-service"),
         onServerRunning: { channel in
             logger.info("listening", metadata: ["http.address": "\(channel.localAddress?.description ?? "?")"])

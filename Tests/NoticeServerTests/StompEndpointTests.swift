@@ -168,6 +168,44 @@ import Testing
         try curl.run()
         curl.waitUntilExit()
         #expect(String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) == "403")
+        // A handshake without its key: refused with 400, not upgraded.
+        let broken = Process()
+        broken.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        broken.arguments = [
+            "-s", "-m", "5", "-w", " %{http_code}", "-H", "Connection: Upgrade", "-H", "Upgrade: websocket",
+            "-H", "Sec-WebSocket-Version: 13", "http://127.0.0.1:\(server.port)/ws",
+        ]
+        let brokenOutput = Pipe()
+        broken.standardOutput = brokenOutput
+        try broken.run()
+        broken.waitUntilExit()
+        let answer = String(decoding: brokenOutput.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(answer.hasSuffix(" 400") && answer.contains("bad_handshake"))
+        try await server.stop()
+    }
+
+    /// The WebSocket layer of `/ws` (SwiftNIO handlers): pings answered, a fragmented message
+    /// joined even with a ping between its fragments, the client's close echoed, then TCP closed.
+    @Test func webSocketFragmentsPingsAndTheClosingHandshake() async throws {
+        let server = try await TestServer.start()
+        let socket = try RawWebSocket(port: server.port)
+        try socket.send(opcode: 0x9, Array("are you there".utf8))
+        let pong = try #require(socket.readFrame())
+        #expect(pong.opcode == 0xA && pong.payload == Array("are you there".utf8))
+
+        try socket.send(opcode: 0x1, fin: false, Array("CONNECT\naccept-ver".utf8))
+        try socket.send(opcode: 0x9, Array("mid".utf8))
+        try socket.send(opcode: 0x0, fin: false, Array("sion:1.2\nAuthorization:Bea".utf8))
+        try socket.send(opcode: 0x0, fin: true, Array("rer alice\n\n\0".utf8))
+        #expect(try #require(socket.readFrame()).opcode == 0xA)
+        let connected = try #require(socket.readFrame())
+        #expect(connected.opcode == 0x1 && connected.fin)
+        #expect(String(decoding: connected.payload, as: UTF8.self).hasPrefix("CONNECTED\n"))
+
+        try socket.send(opcode: 0x8, [0x03, 0xE8])
+        let close = try #require(socket.readFrame())
+        #expect(close.opcode == 0x8 && close.payload == [0x03, 0xE8])
+        #expect(socket.drainUntilClosed(timeout: .seconds(5)))
         try await server.stop()
     }
 

@@ -223,13 +223,39 @@ final class StompConnection: NoticeSink {
         }
     }
 
-    /// Feeds bytes received from the client (in any split); waits while more than four
-    /// maximum-size frames are still waiting to be decoded.
-    func received(_ buffer: ByteBuffer) async {
-        guard !finished.load(ordering: .relaxed) else { return }
-        inboundBytes.wrappingAdd(buffer.readableBytes, ordering: .relaxed)
+    /// Serves the connection until it closes, for a transport that feeds ``receive(_:)`` and
+    /// ``inboundClosed()`` itself (a channel handler): starts the driver and returns. `abort`
+    /// closes the transport when a slow reader is cut off. Call once, from a task whose
+    /// graceful shutdown should close the session (the driver inherits it).
+    func start(outbound: some StompOutbound, abort: @escaping @Sendable () -> Void) {
+        let driver = Task { await self.drive(outbound: outbound) }
+        cancelDriver.withLock {
+            $0 = {
+                driver.cancel()
+                abort()
+            }
+        }
+    }
+
+    /// Feeds bytes received from the client (in any split); `false` once more than four
+    /// maximum-size frames wait to be decoded: the transport should stop reading until
+    /// ``isReadyToReceive``.
+    func receive(_ buffer: ByteBuffer) -> Bool {
+        guard !finished.load(ordering: .relaxed) else { return true }
+        let waiting = inboundBytes.wrappingAdd(buffer.readableBytes, ordering: .relaxed).newValue
         eventInput.yield(.bytes(buffer))
-        while inboundBytes.load(ordering: .relaxed) > 4 * environment.maxFrameBytes, !Task.isCancelled, !finished.load(ordering: .relaxed) {
+        return waiting <= 4 * environment.maxFrameBytes
+    }
+
+    /// Whether the driver has caught up with what ``receive(_:)`` handed it (or has ended).
+    var isReadyToReceive: Bool {
+        finished.load(ordering: .relaxed) || inboundBytes.load(ordering: .relaxed) <= 4 * environment.maxFrameBytes
+    }
+
+    /// ``receive(_:)`` for a task that reads: waits while the driver is behind.
+    func received(_ buffer: ByteBuffer) async {
+        guard !receive(buffer) else { return }
+        while !isReadyToReceive, !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(2))
         }
     }

@@ -46,8 +46,9 @@ final class RawWebSocket {
         try send(opcode: 0x2, payload)
     }
 
-    private func send(opcode: UInt8, _ payload: [UInt8]) throws {
-        var frame: [UInt8] = [0x80 | opcode]
+    /// Sends one masked frame: `fin` false for a fragment, opcode 0 for a continuation.
+    func send(opcode: UInt8, fin: Bool = true, _ payload: [UInt8]) throws {
+        var frame: [UInt8] = [(fin ? 0x80 : 0) | opcode]
         if payload.count < 126 {
             frame.append(0x80 | UInt8(payload.count))
         } else {
@@ -58,6 +59,35 @@ final class RawWebSocket {
         frame += mask
         frame += payload.enumerated().map { $0.element ^ mask[$0.offset % 4] }
         try write(frame)
+    }
+
+    /// The next frame from the server (unmasked, at most 64 KiB), `nil` when the connection
+    /// closed or nothing came within `timeout`.
+    func readFrame(timeout: Duration = .seconds(5)) -> (opcode: UInt8, fin: Bool, payload: [UInt8])? {
+        let seconds = timeout.components.seconds
+        var tv = timeval(tv_sec: Int(max(1, seconds)), tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        guard let header = read(2) else { return nil }
+        var length = Int(header[1] & 0x7F)
+        if length == 126 {
+            guard let extended = read(2) else { return nil }
+            length = Int(extended[0]) << 8 | Int(extended[1])
+        } else if length == 127 {
+            return nil
+        }
+        guard let payload = read(length) else { return nil }
+        return (header[0] & 0x0F, header[0] & 0x80 != 0, payload)
+    }
+
+    private func read(_ count: Int) -> [UInt8]? {
+        var bytes = [UInt8](repeating: 0, count: count)
+        var offset = 0
+        while offset < count {
+            let received = bytes[offset...].withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            guard received > 0 else { return nil }
+            offset += received
+        }
+        return bytes
     }
 
     /// Reads until the server closes the connection or `timeout` passes; returns whether it closed.
