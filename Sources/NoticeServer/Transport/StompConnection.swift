@@ -39,11 +39,13 @@ protocol StompOutbound: Sendable {
 /// One STOMP connection over any message transport: decodes client bytes, drives a
 /// ``StompSession``, writes its frames, keeps heart-beats, and is a ``NoticeSink`` for the hub.
 ///
-/// All session state lives in one task (the driver); other tasks reach it only through the
-/// event stream. Timers (CONNECT timeout, heart-beats, token expiry, the slow-reader check)
-/// are NIO scheduled tasks that post events, so an idle connection costs two tasks (the
-/// driver and the reader) beside the transport's own. Inbound bytes waiting for the driver are bounded (the
-/// transport's reader waits, so TCP pushes back on a client that sends faster than it is
+/// Everything that happens to the connection (client bytes, notices, timer ticks, the end)
+/// is an event in its mailbox, handled in order by the driver: a task that runs only while
+/// there are events (a burst) and parks the session state in the mailbox when they are done,
+/// so an idle connection holds no task of ours. One burst at a time, so the state has one
+/// owner. Timers (CONNECT timeout, heart-beats, token expiry, the slow-reader check) are NIO
+/// scheduled tasks that post events. Inbound bytes waiting for the driver are bounded (the
+/// transport stops reading, so TCP pushes back on a client that sends faster than it is
 /// served). The outbound queue is bounded in bytes: a reader that stays more than
 /// `maxOutboundBytes` behind for `slowReaderGrace`, or falls 16 times that behind at all, is
 /// cut off (its notices stay stored). A burst a reader is draining is fine.
@@ -61,8 +63,9 @@ final class StompConnection: NoticeSink {
     let transport: String
     private let environment: StompEnvironment
     private let handshakeToken: String?
-    private let events: AsyncStream<Event>
-    private let eventInput: AsyncStream<Event>.Continuation
+    private let mailbox = Mutex(Mailbox())
+    /// The end of the driver, for ``serve(inbound:outbound:bytes:)`` to wait for.
+    private let ending = Mutex<(ended: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
     private let queuedBytes = Atomic<Int>(0)
     private let inboundBytes = Atomic<Int>(0)
     /// The heart-beat timer's period (ms): half the shortest agreed interval, at most 1 s.
@@ -96,7 +99,27 @@ final class StompConnection: NoticeSink {
         self.transport = transport
         self.handshakeToken = handshakeToken
         self.environment = environment
-        (events, eventInput) = AsyncStream.makeStream(of: Event.self)
+    }
+
+    /// The driver's pending events and, between bursts, its state.
+    private struct Mailbox {
+        var events: [Event] = []
+        var head = 0
+        /// The session state while no burst runs (`nil` before the start and during a burst).
+        var driver: Driver?
+        /// The running burst, if any.
+        var burst: Task<Void, Never>?
+        var finished = false
+    }
+
+    /// Queues an event, starting a burst if none runs. Dropped once the driver has ended.
+    private func post(_ event: Event) {
+        mailbox.withLock { box in
+            guard !box.finished else { return }
+            box.events.append(event)
+            guard box.burst == nil, box.driver != nil else { return }
+            box.burst = Task.detached { await self.runBurst() }
+        }
     }
 
     // MARK: NoticeSink
@@ -118,7 +141,7 @@ final class StompConnection: NoticeSink {
             }
             timers.withLock { $0.slowReader?.cancel(); $0.slowReader = check }
         }
-        eventInput.yield(.notice(notice, bytes: size))
+        post(.notice(notice, bytes: size))
     }
 
     /// Called by the driver when it has taken a notice off the queue.
@@ -152,14 +175,14 @@ final class StompConnection: NoticeSink {
     }
 
     func close(message: String, detail: String) {
-        eventInput.yield(.close(message: message, detail: detail))
+        post(.close(message: message, detail: detail))
     }
 
     // MARK: Timers
 
     /// A `.tick` after `delay` (replacing the previous one of the same kind).
     private func tick(after delay: Duration, _ slot: WritableKeyPath<Timers, Scheduled<Void>?>) {
-        let scheduled = eventLoop.scheduleTask(in: .nanoseconds(Self.nanos(delay))) { [eventInput] in _ = eventInput.yield(.tick) }
+        let scheduled = eventLoop.scheduleTask(in: .nanoseconds(Self.nanos(delay))) { self.post(.tick) }
         timers.withLock {
             $0[keyPath: slot]?.cancel()
             $0[keyPath: slot] = scheduled
@@ -169,8 +192,8 @@ final class StompConnection: NoticeSink {
     /// A `.tick` every `millis` while the session lives (`nil`: none).
     private func tickRepeatedly(everyMillis millis: Int?) {
         let repeated = millis.map { millis in
-            eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(Int64(millis)), delay: .milliseconds(Int64(millis))) { [eventInput] _ in
-                _ = eventInput.yield(.tick)
+            eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(Int64(millis)), delay: .milliseconds(Int64(millis))) { _ in
+                self.post(.tick)
             }
         }
         timers.withLock {
@@ -197,43 +220,66 @@ final class StompConnection: NoticeSink {
     // MARK: Driving
 
     /// Serves the connection until it closes: `inbound` is what the client sends (each element
-    /// turned into bytes by `bytes`), `outbound` writes to it. Call once.
+    /// turned into bytes by `bytes`), `outbound` writes to it. Call once. The server's graceful
+    /// shutdown closes the session with an ERROR frame.
     func serve<Inbound: AsyncSequence>(
         inbound: Inbound, outbound: some StompOutbound, bytes: @escaping @Sendable (Inbound.Element) -> ByteBuffer
     ) async where Inbound: Sendable {
-        // An unstructured task (it inherits the graceful-shutdown context) so that an
-        // overflowing `push` can cancel it even while it is blocked writing.
-        let driver = Task { await self.drive(outbound: outbound) }
-        cancelDriver.withLock { $0 = { driver.cancel() } }
-        await withTaskCancellationHandler {
-            await withTaskGroup(of: Void.self) { group in
-                // The reader is a child task so that the driver's end stops it even when the
-                // client neither sends nor closes.
-                group.addTask {
-                    do {
-                        for try await element in inbound { await self.received(bytes(element)) }
-                    } catch {}
-                    self.inboundClosed()
+        start(outbound: outbound) {}
+        await withGracefulShutdownHandler {
+            await withTaskCancellationHandler {
+                await withTaskGroup(of: Void.self) { group in
+                    // The reader is a child task so that the driver's end stops it even when the
+                    // client neither sends nor closes.
+                    group.addTask {
+                        do {
+                            for try await element in inbound { await self.received(bytes(element)) }
+                        } catch {}
+                        self.inboundClosed()
+                    }
+                    await waitUntilEnded()
+                    group.cancelAll()
                 }
-                await driver.value
-                group.cancelAll()
+            } onCancel: {
+                self.stopDriver()
             }
-        } onCancel: {
-            driver.cancel()
+        } onGracefulShutdown: {
+            self.close(message: "server shutting down", detail: "reconnect to another node")
         }
     }
 
     /// Serves the connection until it closes, for a transport that feeds ``receive(_:)`` and
-    /// ``inboundClosed()`` itself (a channel handler): starts the driver and returns. `abort`
-    /// closes the transport when a slow reader is cut off. Call once, from a task whose
-    /// graceful shutdown should close the session (the driver inherits it).
+    /// ``inboundClosed()`` itself (a channel handler), and returns at once. `abort` closes the
+    /// transport when a slow reader is cut off. Call once.
     func start(outbound: some StompOutbound, abort: @escaping @Sendable () -> Void) {
-        let driver = Task { await self.drive(outbound: outbound) }
         cancelDriver.withLock {
             $0 = {
-                driver.cancel()
+                self.stopDriver()
                 abort()
             }
+        }
+        tick(after: environment.connectTimeout + .milliseconds(1), \.connectTimeout)
+        mailbox.withLock { box in
+            box.driver = Driver(connection: self, environment: environment, outbound: outbound, handshakeToken: handshakeToken)
+            // Events may have come before the start (the client is quick).
+            if box.head < box.events.count { box.burst = Task.detached { await self.runBurst() } }
+        }
+    }
+
+    /// Ends the driver: the running burst is cancelled (a write blocked on the client gives up)
+    /// and the connection is handled as closed by the client.
+    private func stopDriver() {
+        mailbox.withLock { $0.burst }?.cancel()
+        post(.inboundClosed)
+    }
+
+    private func waitUntilEnded() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let ended = ending.withLock { state in
+                if !state.ended { state.waiter = continuation }
+                return state.ended
+            }
+            if ended { continuation.resume() }
         }
     }
 
@@ -243,7 +289,7 @@ final class StompConnection: NoticeSink {
     func receive(_ buffer: ByteBuffer) -> Bool {
         guard !finished.load(ordering: .relaxed) else { return true }
         let waiting = inboundBytes.wrappingAdd(buffer.readableBytes, ordering: .relaxed).newValue
-        eventInput.yield(.bytes(buffer))
+        post(.bytes(buffer))
         return waiting <= 4 * environment.maxFrameBytes
     }
 
@@ -261,30 +307,55 @@ final class StompConnection: NoticeSink {
     }
 
     /// The client's side is closed.
-    func inboundClosed() { eventInput.yield(.inboundClosed) }
+    func inboundClosed() { post(.inboundClosed) }
 
-    private func drive(outbound: some StompOutbound) async {
-        var driver = Driver(connection: self, environment: environment, outbound: outbound, handshakeToken: handshakeToken)
-        tick(after: environment.connectTimeout + .milliseconds(1), \.connectTimeout)
-        await withGracefulShutdownHandler {
-            for await event in events {
-                switch event {
-                case .notice(_, let bytes): dequeued(bytes)
-                case .bytes(let buffer): inboundBytes.wrappingSubtract(buffer.readableBytes, ordering: .relaxed)
-                default: break
+    /// Handles events until there are none left, then parks the state; or ends the connection.
+    private func runBurst() async {
+        guard var driver = mailbox.withLock({ box in defer { box.driver = nil }; return box.driver }) else { return }
+        while true {
+            let next: Event? = mailbox.withLock { box in
+                guard box.head < box.events.count else {
+                    // Done for now: the state waits in the mailbox, the queue's memory is freed.
+                    box.events = []
+                    box.head = 0
+                    box.driver = driver
+                    box.burst = nil
+                    return nil
                 }
-                guard await driver.handle(event), !Task.isCancelled else { break }
+                let event = box.events[box.head]
+                box.head += 1
+                if box.head >= 1024, box.head * 2 >= box.events.count {
+                    // A long burst: drop what was handled instead of keeping it until the end.
+                    box.events.removeFirst(box.head)
+                    box.head = 0
+                }
+                return event
             }
-        } onGracefulShutdown: { [eventInput] in
-            eventInput.yield(.close(message: "server shutting down", detail: "reconnect to another node"))
+            guard let event = next else { return }
+            switch event {
+            case .notice(_, let bytes): dequeued(bytes)
+            case .bytes(let buffer): inboundBytes.wrappingSubtract(buffer.readableBytes, ordering: .relaxed)
+            default: break
+            }
+            guard !overflowed.load(ordering: .relaxed), !Task.isCancelled, await driver.handle(event), !Task.isCancelled else { break }
         }
         finished.store(true, ordering: .relaxed)
-        eventInput.finish()
+        mailbox.withLock { box in
+            box.finished = true
+            box.events = []
+            box.head = 0
+        }
         timers.withLock { $0.cancelAll() }
         await driver.finish()
+        let waiter = ending.withLock { state in
+            state.ended = true
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
     }
 
-    /// The connection's state, owned by the driver task.
+    /// The connection's state, owned by one burst at a time.
     private struct Driver {
         let connection: StompConnection
         let environment: StompEnvironment
