@@ -196,7 +196,12 @@ public struct StompDecoder: Sendable {
     private mutating func compact() {
         // Drop consumed bytes once they dominate the buffer; offsets in `state` are frame-relative.
         guard frameStart > 0, frameStart >= 4096 || frameStart == buffer.count else { return }
-        buffer.removeFirst(frameStart)
+        if frameStart == buffer.count {
+            // Everything decoded: free the storage (an idle connection keeps no buffer).
+            buffer = []
+        } else {
+            buffer.removeFirst(frameStart)
+        }
         scanFrom -= frameStart
         frameStart = 0
     }

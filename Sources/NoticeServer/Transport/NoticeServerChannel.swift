@@ -25,9 +25,14 @@ struct NoticeServerChannel: ServerChildChannel {
 
     let hummingbird: HTTP1WebSocketUpgradeChannel
     let stomp: WebSocketEndpoint
+    static let receiveBuffers = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65_536)
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
+            // NIO keeps each connection's last receive buffer for the next read, at the size its
+            // adaptive allocator reached: 2 KiB by default, per idle WebSocket. Start smaller;
+            // a connection that receives more grows it as before.
+            try channel.syncOptions?.setOption(ChannelOptions.recvAllocator, value: Self.receiveBuffers)
             let route = channel.eventLoop.makePromise(of: Route.self)
             let sniffer = HandshakeSniffer(route: route) { channel, isStompHandshake in
                 if isStompHandshake {

@@ -7,8 +7,9 @@ import STOMP
 import ServiceLifecycle
 import Synchronization
 
-/// What every STOMP connection shares: the hub, the token check, the store.
-struct StompEnvironment: Sendable {
+/// What every STOMP connection shares: the hub, the token check, the store. A class: every
+/// connection holds a reference, not a copy (it is a few hundred bytes).
+final class StompEnvironment: Sendable {
     let hub: DeliveryHub
     let verifier: any TokenVerifier
     let store: any NoticeStore
@@ -22,12 +23,32 @@ struct StompEnvironment: Sendable {
     /// Most stored notices a SUBSCRIBE replays (`NOTICE_REPLAY_LIMIT`).
     let replayLimit: Int
     /// How long a connection may stay over ``maxOutboundBytes`` before it is cut off.
-    var slowReaderGrace: Duration = .seconds(3)
+    let slowReaderGrace: Duration
     /// Over `maxOutboundBytes` times this, a connection is cut off at once (the memory bound).
     static let hardLimitFactor = 16
     let connectTimeout: Duration
     let metrics: ServiceMetrics
     let logger: Logger
+
+    init(
+        hub: DeliveryHub, verifier: any TokenVerifier, store: any NoticeStore, recorder: DeliveryRecorder, relay: ClusterRelay?,
+        session: StompSession.Configuration, maxFrameBytes: Int, maxOutboundBytes: Int, replayLimit: Int,
+        slowReaderGrace: Duration = .seconds(3), connectTimeout: Duration, metrics: ServiceMetrics, logger: Logger
+    ) {
+        self.hub = hub
+        self.verifier = verifier
+        self.store = store
+        self.recorder = recorder
+        self.relay = relay
+        self.session = session
+        self.maxFrameBytes = maxFrameBytes
+        self.maxOutboundBytes = maxOutboundBytes
+        self.replayLimit = replayLimit
+        self.slowReaderGrace = slowReaderGrace
+        self.connectTimeout = connectTimeout
+        self.metrics = metrics
+        self.logger = logger
+    }
 }
 
 /// Writes text messages to the browser; a transport (raw WebSocket, later SockJS) supplies it.
@@ -362,7 +383,6 @@ final class StompConnection: NoticeSink {
         let outbound: any StompOutbound
         var session: StompSession
         var decoder: StompDecoder
-        var logger: Logger
         var registeredUser: String?
         let openedAt = ContinuousClock.now
         var lastReceived = ContinuousClock.now
@@ -374,9 +394,15 @@ final class StompConnection: NoticeSink {
             self.outbound = outbound
             self.session = StompSession(sessionId: connection.id, handshakeToken: handshakeToken, configuration: environment.session)
             self.decoder = StompDecoder(limits: .init(maxFrameBytes: environment.maxFrameBytes, maxHeaders: 64))
+        }
+
+        /// The connection's logger: its session id and, once connected, its user. Built when
+        /// logging, so that an idle connection holds no metadata dictionary.
+        var logger: Logger {
             var logger = environment.logger
             logger[metadataKey: "stomp.session"] = "\(connection.id)"
-            self.logger = logger
+            if let registeredUser { logger[metadataKey: "user.id"] = "\(registeredUser)" }
+            return logger
         }
 
         /// Handles one event; `false` when the connection is done.
@@ -482,7 +508,6 @@ final class StompConnection: NoticeSink {
                     // Before CONNECTED: from here on, notices stored on any node reach this session.
                     await environment.relay?.acquire(principal.userId)
                     environment.metrics.sessions(transport: connection.transport).increment()
-                    logger[metadataKey: "user.id"] = "\(principal.userId)"
                     guard await perform(session.authenticated(principal)) else { return false }
                     decoder.version = session.version
                     connection.connected(heartBeat: session.heartBeat, expiresAt: principal.expiresAt)
