@@ -51,10 +51,19 @@ final class StompEnvironment: Sendable {
     }
 }
 
-/// Writes text messages to the browser; a transport (raw WebSocket, later SockJS) supplies it.
+/// Writes text messages to the browser; a transport (raw WebSocket, SockJS) supplies it.
 protocol StompOutbound: Sendable {
     func send(_ text: String) async throws
     func close() async
+    /// Whether ``sendNow(_:)`` may be used: the transport takes more without waiting.
+    var isReadyNow: Bool { get }
+    /// Writes without waiting; `false` if the transport is closed. Only after ``isReadyNow``.
+    func sendNow(_ text: String) -> Bool
+}
+
+extension StompOutbound {
+    var isReadyNow: Bool { false }
+    func sendNow(_ text: String) -> Bool { false }
 }
 
 /// One STOMP connection over any message transport: decodes client bytes, drives a
@@ -162,7 +171,27 @@ final class StompConnection: NoticeSink {
             }
             timers.withLock { $0.slowReader?.cancel(); $0.slowReader = check }
         }
+        guard !deliverNow(notice, bytes: size) else { return }
         post(.notice(notice, bytes: size))
+    }
+
+    /// Delivers a notice on the caller's thread when the driver is idle and the transport takes
+    /// it without waiting (the common case: no task is started per notice and session); `false`
+    /// when it must go through the mailbox.
+    private func deliverNow(_ notice: PushNotice, bytes: Int) -> Bool {
+        guard var driver = mailbox.withLock({ box -> Driver? in
+            guard !box.finished, box.burst == nil, box.head == box.events.count, let driver = box.driver, driver.canDeliverNow else { return nil }
+            box.driver = nil  // taken: events posted meanwhile queue up, and start a burst below
+            return driver
+        }) else { return false }
+        dequeued(bytes)
+        let delivered = driver.deliverNow(notice)
+        mailbox.withLock { box in
+            box.driver = driver
+            if !delivered { box.events.append(.inboundClosed) }
+            if box.head < box.events.count, !box.finished { box.burst = Task.detached { await self.runBurst() } }
+        }
+        return true
     }
 
     /// Called by the driver when it has taken a notice off the queue.
@@ -435,9 +464,7 @@ final class StompConnection: NoticeSink {
                 let delivery = session.messages(for: notice)
                 for frame in delivery.frames {
                     guard await write(frame) else { return false }
-                    environment.metrics.pushed.increment()
-                    let latency = ContinuousClock.now - notice.consumedAt
-                    environment.metrics.pushLatency.recordNanoseconds(latency.components.seconds * 1_000_000_000 + latency.components.attoseconds / 1_000_000_000)
+                    pushed(notice)
                 }
                 if !notice.isBroadcast, delivery.deliveredOnWrite { environment.recorder.record(notice.key) }
                 return true
@@ -556,6 +583,29 @@ final class StompConnection: NoticeSink {
                 logger.debug("replayed stored notices", metadata: ["stomp.subscription": "\(subscriptionId)", "notice.count": "\(delivery.frames.count)"])
             }
             return true
+        }
+
+        /// Whether a notice can be delivered without suspending: connected, and the transport
+        /// takes more now.
+        var canDeliverNow: Bool { session.state == .connected && outbound.isReadyNow }
+
+        /// ``handle(_:)`` of a notice, without suspending (after ``canDeliverNow``); `false`
+        /// when the transport turned out closed.
+        mutating func deliverNow(_ notice: PushNotice) -> Bool {
+            let delivery = session.messages(for: notice)
+            for frame in delivery.frames {
+                guard outbound.sendNow(String(decoding: StompEncoder.encode(frame, version: session.version), as: UTF8.self)) else { return false }
+                lastSent = .now
+                pushed(notice)
+            }
+            if !notice.isBroadcast, delivery.deliveredOnWrite { environment.recorder.record(notice.key) }
+            return true
+        }
+
+        private func pushed(_ notice: PushNotice) {
+            environment.metrics.pushed.increment()
+            let latency = ContinuousClock.now - notice.consumedAt
+            environment.metrics.pushLatency.recordNanoseconds(latency.components.seconds * 1_000_000_000 + latency.components.attoseconds / 1_000_000_000)
         }
 
         private mutating func write(_ frame: StompFrame) async -> Bool {

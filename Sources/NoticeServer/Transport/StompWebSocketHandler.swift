@@ -82,6 +82,14 @@ struct ChannelStompOutbound: StompOutbound {
         }
     }
 
+    var isReadyNow: Bool { channel.isWritable }
+
+    func sendNow(_ text: String) -> Bool {
+        guard channel.isActive else { return false }
+        channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: text)), promise: nil)
+        return true
+    }
+
     /// A close frame (1000, normal closure), then the connection.
     func close() async {
         try? await channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: ByteBuffer(bytes: [0x03, 0xE8]))).get()
