@@ -3,7 +3,7 @@ import Testing
 
 /// `/metrics` (SPEC §7): Prometheus text with the service's series, per instance.
 @Suite(.serialized) struct MetricsTests {
-    func value(_ text: String, _ series: String) -> Double? {
+    static func value(_ text: String, _ series: String) -> Double? {
         text.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last!) }
     }
 
@@ -21,13 +21,13 @@ import Testing
         let metrics = try await server.get("/metrics")
         #expect(metrics.status == 200)
         let text = metrics.body
-        #expect(value(text, "notice_consumed_total") == 3)
-        #expect(value(text, "notice_stored_total") == 2)
-        #expect(value(text, "notice_dead_lettered_total") == 1)
-        #expect(value(text, "notice_pushed_total") == 2)
-        #expect(value(text, #"notice_sessions{transport="websocket"}"#) == 1)
-        #expect(value(text, #"notice_connections{transport="websocket"}"#) == 1)
-        #expect(value(text, "notice_push_latency_seconds_count") == 2)
+        #expect(Self.value(text, "notice_consumed_total") == 3)
+        #expect(Self.value(text, "notice_stored_total") == 2)
+        #expect(Self.value(text, "notice_dead_lettered_total") == 1)
+        #expect(Self.value(text, "notice_pushed_total") == 2)
+        #expect(Self.value(text, #"notice_sessions{transport="websocket"}"#) == 1)
+        #expect(Self.value(text, #"notice_connections{transport="websocket"}"#) == 1)
+        #expect(Self.value(text, "notice_push_latency_seconds_count") == 2)
         #expect(text.contains("notice_broker_reconnects_total"))
         #expect(!text.contains("alice"))
         alice.close()

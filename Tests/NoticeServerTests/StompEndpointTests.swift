@@ -209,6 +209,34 @@ import Testing
         try await server.stop()
     }
 
+    /// A client that just drops the TCP connection (no close frame, no DISCONNECT) is gone
+    /// on the server too: the session and the socket are released. (Hummingbird's server
+    /// allows half-closure, so the end arrives as `inputClosed`, not as the channel closing.)
+    @Test func aClientThatDropsTheConnectionIsReleased() async throws {
+        let server = try await TestServer.start()
+        var sockets: [RawWebSocket] = []
+        for _ in 0..<5 {
+            let socket = try RawWebSocket(port: server.port)
+            try socket.sendText("CONNECT\naccept-version:1.2\nheart-beat:0,0\nAuthorization:Bearer alice\n\n\0")
+            #expect(try #require(socket.readFrame()).opcode == 0x1)
+            sockets.append(socket)
+        }
+        func gauges() async throws -> (sessions: Double?, connections: Double?) {
+            let text = try await server.get("/metrics").body
+            return (MetricsTests.value(text, #"notice_sessions{transport="websocket"}"#), MetricsTests.value(text, #"notice_connections{transport="websocket"}"#))
+        }
+        #expect(try await gauges() == (5, 5))
+        sockets.removeAll()  // closes the five sockets
+        let deadline = ContinuousClock.now + .seconds(10)
+        var now = try await gauges()
+        while now != (0, 0), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+            now = try await gauges()
+        }
+        #expect(now == (0, 0))
+        try await server.stop()
+    }
+
     @Test func aFloodOfFramesIsServedInOrderWithoutLoss() async throws {
         let server = try await TestServer.start()
         let client = try await server.client()

@@ -122,8 +122,23 @@ final class HandshakeSniffer: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if !decided { route.fail(ChannelError.eof) }
+        if !decided {
+            decided = true
+            route.fail(ChannelError.eof)
+        }
         context.fireChannelInactive()
+    }
+
+    /// The client closed its side before a complete request head (the server allows
+    /// half-closure, so this comes instead of `channelInactive`): there will be no request.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if !decided, let event = event as? ChannelEvent, event == .inputClosed {
+            decided = true
+            route.fail(ChannelError.eof)
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
