@@ -59,8 +59,8 @@ struct NoticeServerChannel: ServerChildChannel {
         case .hummingbird(let value):
             await hummingbird.handle(value: value, logger: logger)
         case .stomp(let upgraded):
-            // Started from this task so that the session's driver inherits the server's
-            // graceful shutdown; this task ends here, the connection lives on in its handlers.
+            // This task ends here; the connection lives on in its channel handlers (a shutdown
+            // reaches its session through the hub: `SessionCloser`).
             guard let connection = try? await upgraded.get() else { return }
             stomp.start(connection, on: value.channel)
         }

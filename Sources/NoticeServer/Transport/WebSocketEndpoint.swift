@@ -68,8 +68,7 @@ struct WebSocketEndpoint: Sendable {
         }
     }
 
-    /// Runs a session the upgrade produced (from the server's connection task, whose
-    /// graceful shutdown the session's driver inherits).
+    /// Runs a session the upgrade produced.
     func start(_ connection: StompConnection, on channel: any Channel) {
         connection.start(outbound: ChannelStompOutbound(channel: channel)) { channel.close(promise: nil) }
     }
