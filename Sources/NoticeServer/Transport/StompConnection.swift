@@ -147,9 +147,15 @@ final class StompConnection: NoticeSink {
         mailbox.withLock { box in
             guard !box.finished else { return }
             box.events.append(event)
-            guard box.burst == nil, box.driver != nil else { return }
-            box.burst = Task.detached { await self.runBurst() }
+            startBurstIfNeeded(&box)
         }
+    }
+
+    /// Starts a burst if events wait, the state is parked (no burst or synchronous delivery
+    /// holds it) and the driver has not ended. Called with the mailbox locked.
+    private func startBurstIfNeeded(_ box: inout Mailbox) {
+        guard box.burst == nil, box.driver != nil, !box.finished, box.head < box.events.count else { return }
+        box.burst = Task.detached { await self.runBurst() }
     }
 
     // MARK: NoticeSink
@@ -189,7 +195,7 @@ final class StompConnection: NoticeSink {
         mailbox.withLock { box in
             box.driver = driver
             if !delivered { box.events.append(.inboundClosed) }
-            if box.head < box.events.count, !box.finished { box.burst = Task.detached { await self.runBurst() } }
+            startBurstIfNeeded(&box)
         }
         return true
     }
@@ -312,7 +318,7 @@ final class StompConnection: NoticeSink {
         mailbox.withLock { box in
             box.driver = Driver(connection: self, environment: environment, outbound: outbound, handshakeToken: handshakeToken)
             // Events may have come before the start (the client is quick).
-            if box.head < box.events.count { box.burst = Task.detached { await self.runBurst() } }
+            startBurstIfNeeded(&box)
         }
     }
 
