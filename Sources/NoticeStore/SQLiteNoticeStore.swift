@@ -4,9 +4,11 @@ public import NoticeCore
 
 /// The SQLite store (SPEC §6): one file in WAL mode, migrations at start, batched
 /// transactions. `synchronous=FULL`: a committed batch survives power loss, at the cost
-/// of one fsync per batch (never per notice).
+/// of one fsync per batch (never per notice). WAL checkpoints run beside the writer
+/// (``SQLiteCheckpointer``), not inside a commit.
 public final class SQLiteNoticeStore: NoticeStore {
     private let pool: DatabasePool
+    private let checkpointer: SQLiteCheckpointer
 
     /// Opens (creating it and its folder if missing) the database at `path`.
     public init(path: String) throws {
@@ -16,8 +18,17 @@ public final class SQLiteNoticeStore: NoticeStore {
         configuration.busyMode = .timeout(2)
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = \(SQLiteCheckpointer.backstopPages)")
         }
         pool = try DatabasePool(path: path, configuration: configuration)
+        checkpointer = try SQLiteCheckpointer(path: path)
+    }
+
+    /// `pool.write`, counted for the checkpointer (`rows`: the rows the transaction wrote).
+    private func write<T: Sendable>(rows: Int, _ updates: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        let result = try await pool.write(updates)
+        checkpointer.committed(rows: rows)
+        return result
     }
 
     public func migrate() async throws {
@@ -62,7 +73,7 @@ public final class SQLiteNoticeStore: NoticeStore {
 
     public func insert(_ rows: [NoticeRow]) async throws -> Set<NoticeKey> {
         guard !rows.isEmpty else { return [] }
-        return try await pool.write { db in
+        return try await write(rows: rows.count) { db in
             var inserted = Set<NoticeKey>()
             let statement = try db.cachedStatement(
                 sql: """
@@ -92,7 +103,7 @@ public final class SQLiteNoticeStore: NoticeStore {
 
     public func markDelivered(_ keys: [NoticeKey], at millis: Int64) async throws {
         guard !keys.isEmpty else { return }
-        try await pool.write { db in
+        try await write(rows: keys.count) { db in
             let statement = try db.cachedStatement(
                 sql: "UPDATE notice SET delivered_at = ? WHERE notice_id = ? AND recipient = ? AND delivered_at IS NULL"
             )
@@ -103,7 +114,7 @@ public final class SQLiteNoticeStore: NoticeStore {
     }
 
     public func markRead(noticeId: Int64, userId: String, at millis: Int64) async throws -> Bool {
-        try await pool.write { db in
+        try await write(rows: 1) { db in
             try db.execute(
                 sql: "UPDATE notice SET read_at = COALESCE(read_at, ?) WHERE notice_id = ? AND recipient = ?",
                 arguments: [millis, noticeId, userId]
@@ -158,7 +169,7 @@ public final class SQLiteNoticeStore: NoticeStore {
     }
 
     public func purge(createdBefore millis: Int64, limit: Int) async throws -> Int {
-        try await pool.write { db in
+        try await write(rows: limit) { db in
             try db.execute(
                 sql: "DELETE FROM notice WHERE seq IN (SELECT seq FROM notice WHERE created_at < ? ORDER BY created_at LIMIT ?)",
                 arguments: [millis, limit]
@@ -179,6 +190,7 @@ public final class SQLiteNoticeStore: NoticeStore {
     }
 
     public func close() async throws {
+        try checkpointer.close()
         try pool.close()
     }
 
