@@ -11,6 +11,8 @@ final class LoopRecorder: @unchecked Sendable {
     let loop: any EventLoop
     /// Publish → MESSAGE latencies in ns (CLOCK_REALTIME on both ends).
     var latencies: [Int64] = []
+    /// CLOCK_REALTIME at which each of ``latencies`` was received (same index).
+    var receivedAt: [Int64] = []
     /// CLOCK_REALTIME of the last MESSAGE received.
     var lastReceived: Int64 = 0
     /// Connect mode: CONNECT sent → CONNECTED, and TCP connect started → CONNECTED, in ns.
@@ -23,6 +25,7 @@ final class LoopRecorder: @unchecked Sendable {
     init(loop: any EventLoop) {
         self.loop = loop
         latencies.reserveCapacity(1 << 16)
+        receivedAt.reserveCapacity(1 << 16)
     }
 
     func fail(_ reason: String) {

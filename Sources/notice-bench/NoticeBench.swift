@@ -64,6 +64,8 @@ struct NoticeBench: AsyncParsableCommand {
     @Option(help: "port of auth-stub") var port = 18181
     @Option(help: "seconds allowed for opening all sessions") var openTimeout = 600
     @Option(help: "write latencies (ms, one per line) to this file") var latenciesFile: String?
+    @Option(help: "write `received_ms,latency_ms` per MESSAGE, in order of arrival, to this file (where the tail comes from)")
+    var timelineFile: String?
 
     func run() async throws {
         var logger = Logger(label: "notice-bench")
@@ -233,6 +235,10 @@ struct NoticeBench: AsyncParsableCommand {
         Report.line("lost", max(0, count - received))
         Report.percentiles("latency", samples)
         if let latenciesFile { try Report.write(samples, to: latenciesFile) }
+        if let timelineFile {
+            let timeline = try await client.collect { Array(zip($0.receivedAt, $0.latencies)) }.flatMap { $0 }
+            try Report.writeTimeline(timeline, to: timelineFile)
+        }
     }
 
     func broadcast(client: SessionClient, publisher: Publisher) async throws {
@@ -240,7 +246,10 @@ struct NoticeBench: AsyncParsableCommand {
         var medians: [Int64] = []
         var missing = 0
         for index in 0..<self.repeat {
-            _ = try await client.collect { $0.latencies.removeAll(keepingCapacity: true) }
+            _ = try await client.collect {
+                $0.latencies.removeAll(keepingCapacity: true)
+                $0.receivedAt.removeAll(keepingCapacity: true)
+            }
             let before = client.counters.received.load(ordering: .relaxed)
             let sentAt = realtimeNanos()
             publisher.publish(index)

@@ -32,6 +32,19 @@ enum Report {
         for sample in samples { text += String(format: "%.3f\n", Double(sample) / 1e6) }
         try text.write(toFile: path, atomically: true, encoding: .utf8)
     }
+
+    /// `(receivedAt, latency)` pairs in ns as `received_ms,latency_ms` lines, sorted by arrival,
+    /// arrival counted from the first.
+    static func writeTimeline(_ samples: [(Int64, Int64)], to path: String) throws {
+        let sorted = samples.sorted { $0.0 < $1.0 }
+        let start = sorted.first?.0 ?? 0
+        var text = "received_ms,latency_ms\n"
+        text.reserveCapacity(samples.count * 16)
+        for (receivedAt, latency) in sorted {
+            text += String(format: "%.3f,%.3f\n", Double(receivedAt - start) / 1e6, Double(latency) / 1e6)
+        }
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+    }
 }
 
 /// Resident memory and CPU time of a process, from /proc.

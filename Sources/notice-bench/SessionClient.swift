@@ -16,17 +16,6 @@ final class SessionClient: Sendable {
         self.plan = plan
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
         self.recorders = group.makeIterator().map { LoopRecorder(loop: $0) }
-        // Web-STOMP (cowboy) closes a WebSocket that sent nothing for 60 s, which opening 10k
-        // sessions on a busy machine can take; a ping every 15 s keeps every session alive, as a
-        // browser's STOMP heart-beat or the frontend's 14 s probe would.
-        for recorder in recorders {
-            recorder.loop.scheduleRepeatedTask(initialDelay: .seconds(15), delay: .seconds(15)) { _ in
-                for channel in recorder.channels.values {
-                    let ping = WebSocketFrame(fin: true, opcode: .ping, maskKey: .random(), data: channel.allocator.buffer(capacity: 0))
-                    channel.writeAndFlush(ping, promise: nil)
-                }
-            }
-        }
     }
 
     /// Starts one session; its outcome shows up in ``counters`` and its loop's recorder.

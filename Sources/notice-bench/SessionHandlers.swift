@@ -82,6 +82,14 @@ final class StompSessionHandler: ChannelInboundHandler {
     private var decoder: StompDecoder?
     private var settled = false
     private var partial: ByteBuffer?
+    private var pings: RepeatedTask?
+
+    /// Web-STOMP (cowboy) closes a WebSocket that sent nothing for 60 s, which opening 10k
+    /// sessions on a busy machine can take; a ping every 15 s keeps every session alive, as a
+    /// browser's STOMP heart-beat or the frontend's 14 s probe would. Each session pings at its
+    /// own phase, as independent browsers do: pinging every session of a loop at once made the
+    /// server answer 10k pongs in one burst every 15 s, which showed as a latency stall.
+    static let pingInterval = TimeAmount.seconds(15)
 
     init(plan: SessionPlan, user: Int, recorder: LoopRecorder, counters: SessionCounters, openedAt: Int64) {
         self.plan = plan
@@ -93,6 +101,12 @@ final class StompSessionHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         recorder.channels[ObjectIdentifier(context.channel)] = context.channel
+        let channel = context.channel
+        let phase = TimeAmount.nanoseconds(.random(in: 0..<Self.pingInterval.nanoseconds))
+        pings = context.eventLoop.scheduleRepeatedTask(initialDelay: phase, delay: Self.pingInterval) { _ in
+            let ping = WebSocketFrame(fin: true, opcode: .ping, maskKey: .random(), data: channel.allocator.buffer(capacity: 0))
+            channel.writeAndFlush(ping, promise: nil)
+        }
         connectSentAt = monotonicNanos()
         send(plan.connectFrame(user: user), context: context)
     }
@@ -157,6 +171,7 @@ final class StompSessionHandler: ChannelInboundHandler {
         recorder.lastReceived = max(recorder.lastReceived, receivedAt)
         guard let sentAt = Self.sentAt(in: body) else { return }
         recorder.latencies.append(receivedAt - sentAt)
+        recorder.receivedAt.append(receivedAt)
     }
 
     /// The integer after `"sentAt":` in a JSON body, without parsing the rest.
@@ -200,6 +215,8 @@ final class StompSessionHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         recorder.channels[ObjectIdentifier(context.channel)] = nil
+        pings?.cancel()
+        pings = nil
         counters.closed.add(1, ordering: .relaxed)
         if !settled { fail(context: context, "closed by the server") }
         context.fireChannelInactive()
