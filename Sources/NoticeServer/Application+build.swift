@@ -79,6 +79,7 @@ public func buildService(
         connection: connection,
         store: store,
         hub: hub,
+        recorder: recorder,
         relay: relay,
         health: health,
         configuration: configuration,

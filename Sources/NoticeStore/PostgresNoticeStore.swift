@@ -47,20 +47,29 @@ public final class PostgresNoticeStore: NoticeStore {
         running.cancel()
     }
 
-    public func insert(_ rows: [NoticeRow]) async throws -> Set<NoticeKey> {
+    public func insert(_ rows: [NoticeRow], markingDelivered delivered: [NoticeKey], at millis: Int64) async throws -> Set<NoticeKey> {
         // The same key twice in a batch is one row: the first wins, as a second INSERT would lose.
         var seen = Set<NoticeKey>()
         let batch = rows.filter { seen.insert($0.key).inserted }
-        guard !batch.isEmpty else { return [] }
+        guard !batch.isEmpty || !delivered.isEmpty else { return [] }
+        let markedIds = delivered.map(\.noticeId)
+        let markedRecipients = delivered.map { $0.recipient ?? "" }
         let ids = batch.map(\.noticeId)
         let recipients = batch.map { $0.recipient ?? "" }
         let payloads = batch.map(\.payload)
         let createdAts = batch.map(\.createdAt)
         let sourceKeys = batch.map { $0.sourceKey ?? "" }
         // One statement is one transaction; unnest keeps the batch's order, so seq follows it.
+        // The UPDATE in WITH runs once, to completion, whether or not the INSERT reads it; it
+        // marks rows committed by earlier batches (an empty array: nothing).
         return try await perform("insert") { connection, logger in
             let inserted = try await connection.query(
                 """
+                WITH delivered AS (
+                    UPDATE notice SET delivered_at = \(millis)
+                    FROM unnest(\(markedIds)::bigint[], \(markedRecipients)::text[]) AS marked(notice_id, recipient)
+                    WHERE notice.notice_id = marked.notice_id AND notice.recipient = marked.recipient AND notice.delivered_at IS NULL
+                )
                 INSERT INTO notice (notice_id, recipient, payload, created_at, source_key)
                 SELECT id, recipient, payload, created_at, NULLIF(source_key, '')
                 FROM unnest(\(ids)::bigint[], \(recipients)::text[], \(payloads)::text[], \(createdAts)::bigint[], \(sourceKeys)::text[])

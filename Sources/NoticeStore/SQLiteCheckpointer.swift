@@ -57,9 +57,9 @@ final class SQLiteCheckpointer: Sendable {
         }
     }
 
-    /// Runs a last checkpoint and closes the connection.
+    /// Closes the connection, after a checkpoint still running. Close it before the store's
+    /// pool: SQLite's last connection to close checkpoints the whole WAL and removes it.
     func close() throws {
-        try queue.writeWithoutTransaction { db in _ = try db.checkpoint(.passive) }
         try queue.close()
     }
 }

@@ -24,7 +24,7 @@ public final class SQLiteNoticeStore: NoticeStore {
         checkpointer = try SQLiteCheckpointer(path: path)
     }
 
-    /// `pool.write`, counted for the checkpointer (`rows`: the rows the transaction wrote).
+    /// `pool.write`, counted for the checkpointer (`rows`: the rows the transaction writes, at most).
     private func write<T: Sendable>(rows: Int, _ updates: @escaping @Sendable (Database) throws -> T) async throws -> T {
         let result = try await pool.write(updates)
         checkpointer.committed(rows: rows)
@@ -71,20 +71,23 @@ public final class SQLiteNoticeStore: NoticeStore {
         return migrator
     }
 
-    public func insert(_ rows: [NoticeRow]) async throws -> Set<NoticeKey> {
-        guard !rows.isEmpty else { return [] }
-        return try await write(rows: rows.count) { db in
+    public func insert(_ rows: [NoticeRow], markingDelivered delivered: [NoticeKey], at millis: Int64) async throws -> Set<NoticeKey> {
+        guard !rows.isEmpty || !delivered.isEmpty else { return [] }
+        return try await write(rows: rows.count + delivered.count) { db in
             var inserted = Set<NoticeKey>()
-            let statement = try db.cachedStatement(
-                sql: """
-                    INSERT INTO notice (notice_id, recipient, payload, created_at, source_key) VALUES (?, ?, ?, ?, ?)
-                    ON CONFLICT (notice_id, recipient) DO NOTHING
-                    """
-            )
-            for row in rows {
-                try statement.execute(arguments: [row.noticeId, row.recipient ?? "", row.payload, row.createdAt, row.sourceKey])
-                if db.changesCount > 0 { inserted.insert(row.key) }
+            if !rows.isEmpty {
+                let statement = try db.cachedStatement(
+                    sql: """
+                        INSERT INTO notice (notice_id, recipient, payload, created_at, source_key) VALUES (?, ?, ?, ?, ?)
+                        ON CONFLICT (notice_id, recipient) DO NOTHING
+                        """
+                )
+                for row in rows {
+                    try statement.execute(arguments: [row.noticeId, row.recipient ?? "", row.payload, row.createdAt, row.sourceKey])
+                    if db.changesCount > 0 { inserted.insert(row.key) }
+                }
             }
+            try Self.markDelivered(delivered, at: millis, in: db)
             return inserted
         }
     }
@@ -103,13 +106,16 @@ public final class SQLiteNoticeStore: NoticeStore {
 
     public func markDelivered(_ keys: [NoticeKey], at millis: Int64) async throws {
         guard !keys.isEmpty else { return }
-        try await write(rows: keys.count) { db in
-            let statement = try db.cachedStatement(
-                sql: "UPDATE notice SET delivered_at = ? WHERE notice_id = ? AND recipient = ? AND delivered_at IS NULL"
-            )
-            for key in keys {
-                try statement.execute(arguments: [millis, key.noticeId, key.recipient ?? ""])
-            }
+        try await write(rows: keys.count) { db in try Self.markDelivered(keys, at: millis, in: db) }
+    }
+
+    private static func markDelivered(_ keys: [NoticeKey], at millis: Int64, in db: Database) throws {
+        guard !keys.isEmpty else { return }
+        let statement = try db.cachedStatement(
+            sql: "UPDATE notice SET delivered_at = ? WHERE notice_id = ? AND recipient = ? AND delivered_at IS NULL"
+        )
+        for key in keys {
+            try statement.execute(arguments: [millis, key.noticeId, key.recipient ?? ""])
         }
     }
 

@@ -32,6 +32,7 @@ final class CollectingSink: NoticeSink {
             connection: RabbitMQConnection(configuration: .init(), topology: .init(), logger: Logger(label: "unit")),
             store: wrap(store),
             hub: hub,
+            recorder: DeliveryRecorder(store: store, logger: Logger(label: "unit")),
             relay: nil,
             health: ServiceHealth(),
             configuration: configuration,
@@ -50,6 +51,20 @@ final class CollectingSink: NoticeSink {
             routingKey: "q",
             message: AMQPMessage(body: Array(json.utf8), properties: AMQPProperties(messageId: messageId))
         )
+    }
+
+    @Test func deliveredMarksRideAlongInTheNextBatchsTransaction() async throws {
+        let (pipeline, store, _) = try await makePipeline()
+        await pipeline.process([delivery(#"{"id":1,"userId":1,"title":"a"}"#, tag: 1, redelivered: false)])
+        let first = NoticeKey(noticeId: 1, recipient: "1")
+        #expect(try await store.row(first)?.deliveredAt == nil)
+        // A session wrote it: the mark waits in the recorder, whose own flush never runs here.
+        pipeline.recorder.record(first)
+        await pipeline.process([delivery(#"{"id":2,"userId":1,"title":"b"}"#, tag: 2, redelivered: false)])
+        #expect(try await store.row(first)?.deliveredAt != nil)
+        #expect(try await store.row(NoticeKey(noticeId: 2, recipient: "1"))?.deliveredAt == nil)
+        #expect(pipeline.recorder.take().isEmpty)
+        try await store.close()
     }
 
     @Test func aRedeliveredRecordWithoutIdIsStoredAndPushedOnce() async throws {
@@ -154,8 +169,8 @@ final class LateCommitStore: NoticeStore {
     init(store: SQLiteNoticeStore) { self.store = store }
 
     func migrate() async throws { try await store.migrate() }
-    func insert(_ rows: [NoticeRow]) async throws -> Set<NoticeKey> {
-        let inserted = try await store.insert(rows)
+    func insert(_ rows: [NoticeRow], markingDelivered delivered: [NoticeKey], at millis: Int64) async throws -> Set<NoticeKey> {
+        let inserted = try await store.insert(rows, markingDelivered: delivered, at: millis)
         if !failed.exchange(true, ordering: .relaxed) { throw Timeout() }
         return inserted
     }

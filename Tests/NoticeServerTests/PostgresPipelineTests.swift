@@ -91,7 +91,7 @@ import Testing
             try await broker.publish(body, to: server.configuration.queue)
         }
         // Wait until the service's insert waits for the lock: consumed, not committed, not acked.
-        let blocked = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'INSERT%'"
+        let blocked = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO notice%'"
         let deadline = ContinuousClock.now + .seconds(10)
         while try await TestPostgres.psql(database.url, blocked) != "1", ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(20))

@@ -26,6 +26,26 @@ import Testing
     }
 
     @Test(arguments: StoreKind.allCases)
+    func anInsertMarksEarlierRowsDeliveredInTheSameTransaction(_ kind: StoreKind) async throws {
+        let store = try await kind.makeStore()
+        let one = NoticeKey(noticeId: 1, recipient: "a")
+        let two = NoticeKey(noticeId: 2, recipient: "a")
+        _ = try await store.insert([row(1, "a"), row(2, "a")])
+        let inserted = try await store.insert([row(3, "a"), row(1, "a")], markingDelivered: [one], at: 5_000)
+        #expect(inserted == [NoticeKey(noticeId: 3, recipient: "a")])
+        #expect(try await store.row(one)?.deliveredAt == 5_000)
+        #expect(try await store.row(two)?.deliveredAt == nil)
+        #expect(try await store.undelivered(userId: "a", limit: 10).map(\.noticeId) == [2, 3])
+        // Marks alone; a row already marked keeps its first delivery time; unknown keys are no-ops.
+        let none = try await store.insert([], markingDelivered: [one, two, NoticeKey(noticeId: 99, recipient: "a")], at: 6_000)
+        #expect(none.isEmpty)
+        #expect(try await store.row(one)?.deliveredAt == 5_000)
+        #expect(try await store.row(two)?.deliveredAt == 6_000)
+        #expect(try await store.count() == 3)
+        try await store.close()
+    }
+
+    @Test(arguments: StoreKind.allCases)
     func duplicateInsideOneBatchIsStoredOnce(_ kind: StoreKind) async throws {
         let store = try await kind.makeStore()
         let inserted = try await store.insert([row(9, "a"), row(9, "a")])

@@ -115,7 +115,9 @@ final class DroppingPostgresStore: NoticeStore {
     }
 
     func migrate() async throws { try await store.migrate() }
-    func insert(_ rows: [NoticeRow]) async throws -> Set<NoticeKey> { try await store.insert(rows) }
+    func insert(_ rows: [NoticeRow], markingDelivered delivered: [NoticeKey], at millis: Int64) async throws -> Set<NoticeKey> {
+        try await store.insert(rows, markingDelivered: delivered, at: millis)
+    }
     func noticeIds(forSourceKeys keys: [String]) async throws -> [String: Int64] { try await store.noticeIds(forSourceKeys: keys) }
     func markDelivered(_ keys: [NoticeKey], at millis: Int64) async throws { try await store.markDelivered(keys, at: millis) }
     func markRead(noticeId: Int64, userId: String, at millis: Int64) async throws -> Bool {

@@ -37,10 +37,12 @@ public struct NoticeKey: Sendable, Hashable {
 public protocol NoticeStore: Sendable {
     /// Creates or upgrades the schema.
     func migrate() async throws
-    /// Stores `rows` in one transaction and returns the keys that were not stored before
-    /// (a redelivered message stores nothing). Throws, having stored nothing, if the
-    /// store is unavailable.
-    func insert(_ rows: [NoticeRow]) async throws -> Set<NoticeKey>
+    /// Stores `rows` and marks `delivered` delivered at `millis` (as ``markDelivered(_:at:)``)
+    /// in one transaction, and returns the keys of `rows` that were not stored before (a
+    /// redelivered message stores nothing). Throws, having changed nothing, if the store is
+    /// unavailable. The ingest pipeline brings the delivered marks gathered since its last
+    /// batch along, so that they take no transaction (and no turn at the writer) of their own.
+    func insert(_ rows: [NoticeRow], markingDelivered delivered: [NoticeKey], at millis: Int64) async throws -> Set<NoticeKey>
     /// The notice ids already stored for these source keys (see ``NoticeRow/sourceKey``).
     func noticeIds(forSourceKeys keys: [String]) async throws -> [String: Int64]
     /// Marks rows delivered (their notice was written to, or ACKed by, a session).
@@ -64,6 +66,13 @@ public protocol NoticeStore: Sendable {
     func ping() async throws
     /// Releases the connection(s).
     func close() async throws
+}
+
+extension NoticeStore {
+    /// Stores `rows` in one transaction (see ``insert(_:markingDelivered:at:)``).
+    public func insert(_ rows: [NoticeRow]) async throws -> Set<NoticeKey> {
+        try await insert(rows, markingDelivered: [], at: 0)
+    }
 }
 
 /// A row as read back, with its delivery and read state.

@@ -4,8 +4,11 @@ import NoticeCore
 import ServiceLifecycle
 import Synchronization
 
-/// Records `delivered_at` for notices written to sessions, in batches (one transaction
-/// every 200 ms at most), off the sessions' write path.
+/// Records `delivered_at` for notices written to sessions, in batches, off the sessions'
+/// write path. While notices come in, the ingest pipeline takes the pending marks into its
+/// own batch's transaction (``take()``), so they cost no transaction of their own and never
+/// hold the store's writer while a batch waits; what is still pending after 200 ms (a quiet
+/// queue, a node whose sessions get their notices from another node) is written here.
 final class DeliveryRecorder: Service, Sendable, CustomStringConvertible {
     private let store: any NoticeStore
     private let logger: Logger
@@ -19,6 +22,20 @@ final class DeliveryRecorder: Service, Sendable, CustomStringConvertible {
 
     func record(_ key: NoticeKey) {
         pending.withLock { $0.append(key) }
+    }
+
+    /// The marks recorded since the last flush or take, for a transaction of the caller's.
+    func take() -> [NoticeKey] {
+        pending.withLock { pending in
+            defer { pending.removeAll(keepingCapacity: true) }
+            return pending
+        }
+    }
+
+    /// Marks taken but not written (the caller's transaction was given up), to be written here.
+    func putBack(_ keys: [NoticeKey]) {
+        guard !keys.isEmpty else { return }
+        pending.withLock { $0.append(contentsOf: keys) }
     }
 
     func run() async throws {
@@ -35,10 +52,7 @@ final class DeliveryRecorder: Service, Sendable, CustomStringConvertible {
     }
 
     func flush() async {
-        let keys = pending.withLock { pending in
-            defer { pending.removeAll(keepingCapacity: true) }
-            return pending
-        }
+        let keys = take()
         guard !keys.isEmpty else { return }
         do {
             try await store.markDelivered(keys, at: Int64(Date().timeIntervalSince1970 * 1000))

@@ -15,6 +15,8 @@ struct IngestPipeline: Service, CustomStringConvertible {
     let connection: RabbitMQConnection
     let store: any NoticeStore
     let hub: DeliveryHub
+    /// Delivered marks ride along in each batch's transaction.
+    let recorder: DeliveryRecorder
     /// Set when several nodes share the queue and the store (SPEC §8).
     let relay: ClusterRelay?
     let health: ServiceHealth
@@ -94,7 +96,11 @@ struct IngestPipeline: Service, CustomStringConvertible {
                     )
                 }
             }
-            guard let (inserted, retried) = await retryingStore({ try await store.insert(rows) }) else { return }
+            let delivered = recorder.take()
+            guard let (inserted, retried) = await retryingStore({ try await store.insert(rows, markingDelivered: delivered, at: millis) }) else {
+                recorder.putBack(delivered)
+                return
+            }
             connection.settle(accepted.map(\.delivery.tag))
             // Pushed: what this insert stored. After a failed attempt, also what arrived for the
             // first time: that attempt may have committed after all (a PostgreSQL insert given up
