@@ -37,7 +37,17 @@ extension PostgresNoticeStore {
                 // Replay reads a user's undelivered rows; most rows are delivered, so index only the rest.
                 "CREATE INDEX notice_undelivered ON notice (recipient, seq) WHERE delivered_at IS NULL",
             ]
-        )
+        ),
+        Migration(
+            version: 2,
+            name: "pushed",
+            statements: [
+                // Rows stored before this count as pushed: which targets were pushed then is not known.
+                "ALTER TABLE notice ADD COLUMN pushed boolean NOT NULL DEFAULT true",
+                "DROP INDEX notice_undelivered",
+                "CREATE INDEX notice_undelivered ON notice (recipient, seq) WHERE delivered_at IS NULL AND pushed",
+            ]
+        ),
     ]
 
     /// The advisory lock every node takes to migrate ("notice" in ASCII): one migrates, the

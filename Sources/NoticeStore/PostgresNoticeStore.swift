@@ -59,6 +59,7 @@ public final class PostgresNoticeStore: NoticeStore {
         let payloads = batch.map(\.payload)
         let createdAts = batch.map(\.createdAt)
         let sourceKeys = batch.map { $0.sourceKey ?? "" }
+        let pushed = batch.map(\.pushed)
         // One statement is one transaction; unnest keeps the batch's order, so seq follows it.
         // The UPDATE in WITH runs once, to completion, whether or not the INSERT reads it; it
         // marks rows committed by earlier batches (an empty array: nothing).
@@ -70,10 +71,10 @@ public final class PostgresNoticeStore: NoticeStore {
                     FROM unnest(\(markedIds)::bigint[], \(markedRecipients)::text[]) AS marked(notice_id, recipient)
                     WHERE notice.notice_id = marked.notice_id AND notice.recipient = marked.recipient AND notice.delivered_at IS NULL
                 )
-                INSERT INTO notice (notice_id, recipient, payload, created_at, source_key)
-                SELECT id, recipient, payload, created_at, NULLIF(source_key, '')
-                FROM unnest(\(ids)::bigint[], \(recipients)::text[], \(payloads)::text[], \(createdAts)::bigint[], \(sourceKeys)::text[])
-                    AS batch(id, recipient, payload, created_at, source_key)
+                INSERT INTO notice (notice_id, recipient, payload, created_at, source_key, pushed)
+                SELECT id, recipient, payload, created_at, NULLIF(source_key, ''), pushed
+                FROM unnest(\(ids)::bigint[], \(recipients)::text[], \(payloads)::text[], \(createdAts)::bigint[], \(sourceKeys)::text[], \(pushed)::boolean[])
+                    AS batch(id, recipient, payload, created_at, source_key, pushed)
                 ON CONFLICT (notice_id, recipient) DO NOTHING
                 RETURNING notice_id, recipient
                 """,
@@ -135,8 +136,8 @@ public final class PostgresNoticeStore: NoticeStore {
             try await Self.storedRows(
                 connection.query(
                     """
-                    SELECT notice_id, recipient, payload, created_at, delivered_at, read_at FROM notice
-                    WHERE recipient = \(userId) AND delivered_at IS NULL ORDER BY seq DESC LIMIT \(limit)
+                    SELECT notice_id, recipient, payload, created_at, pushed, delivered_at, read_at FROM notice
+                    WHERE recipient = \(userId) AND delivered_at IS NULL AND pushed ORDER BY seq DESC LIMIT \(limit)
                     """,
                     logger: logger
                 )
@@ -160,7 +161,7 @@ public final class PostgresNoticeStore: NoticeStore {
                 return try await Self.storedRows(
                     connection.query(
                         """
-                        SELECT notice_id, recipient, payload, created_at, delivered_at, read_at FROM notice
+                        SELECT notice_id, recipient, payload, created_at, pushed, delivered_at, read_at FROM notice
                         WHERE recipient = \(query.userId) AND seq < \(upperSeq) \(unescaped: query.unreadOnly ? "AND read_at IS NULL" : "")
                         ORDER BY seq DESC LIMIT \(query.limit)
                         """,
@@ -176,7 +177,7 @@ public final class PostgresNoticeStore: NoticeStore {
             try await Self.storedRows(
                 connection.query(
                     """
-                    SELECT notice_id, recipient, payload, created_at, delivered_at, read_at FROM notice
+                    SELECT notice_id, recipient, payload, created_at, pushed, delivered_at, read_at FROM notice
                     WHERE notice_id = \(key.noticeId) AND recipient = \(recipient)
                     """,
                     logger: logger
@@ -261,12 +262,14 @@ public final class PostgresNoticeStore: NoticeStore {
 
     static func storedRows(_ rows: PostgresRowSequence) async throws -> [StoredNoticeRow] {
         var result: [StoredNoticeRow] = []
-        for try await (id, recipient, payload, createdAt, deliveredAt, readAt) in rows.decode(
-            (Int64, String, String, Int64, Int64?, Int64?).self
+        for try await (id, recipient, payload, createdAt, pushed, deliveredAt, readAt) in rows.decode(
+            (Int64, String, String, Int64, Bool, Int64?, Int64?).self
         ) {
             result.append(
                 StoredNoticeRow(
-                    row: NoticeRow(noticeId: id, recipient: recipient.isEmpty ? nil : recipient, payload: payload, createdAt: createdAt),
+                    row: NoticeRow(
+                        noticeId: id, recipient: recipient.isEmpty ? nil : recipient, payload: payload, createdAt: createdAt, pushed: pushed
+                    ),
                     deliveredAt: deliveredAt,
                     readAt: readAt
                 )

@@ -68,6 +68,16 @@ public final class SQLiteNoticeStore: NoticeStore {
             // Replay reads a user's undelivered rows; most rows are delivered, so index only the rest.
             try db.execute(sql: "CREATE INDEX notice_undelivered ON notice (recipient, seq) WHERE delivered_at IS NULL")
         }
+        migrator.registerMigration("v4-pushed") { db in
+            // Rows stored before this count as pushed: which targets were pushed then is not known.
+            try db.execute(
+                sql: """
+                    ALTER TABLE notice ADD COLUMN pushed INTEGER NOT NULL DEFAULT 1;
+                    DROP INDEX notice_undelivered;
+                    CREATE INDEX notice_undelivered ON notice (recipient, seq) WHERE delivered_at IS NULL AND pushed = 1;
+                    """
+            )
+        }
         return migrator
     }
 
@@ -78,12 +88,12 @@ public final class SQLiteNoticeStore: NoticeStore {
             if !rows.isEmpty {
                 let statement = try db.cachedStatement(
                     sql: """
-                        INSERT INTO notice (notice_id, recipient, payload, created_at, source_key) VALUES (?, ?, ?, ?, ?)
+                        INSERT INTO notice (notice_id, recipient, payload, created_at, source_key, pushed) VALUES (?, ?, ?, ?, ?, ?)
                         ON CONFLICT (notice_id, recipient) DO NOTHING
                         """
                 )
                 for row in rows {
-                    try statement.execute(arguments: [row.noticeId, row.recipient ?? "", row.payload, row.createdAt, row.sourceKey])
+                    try statement.execute(arguments: [row.noticeId, row.recipient ?? "", row.payload, row.createdAt, row.sourceKey, row.pushed])
                     if db.changesCount > 0 { inserted.insert(row.key) }
                 }
             }
@@ -134,8 +144,8 @@ public final class SQLiteNoticeStore: NoticeStore {
             try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT notice_id, recipient, payload, created_at, delivered_at, read_at FROM notice
-                    WHERE recipient = ? AND delivered_at IS NULL ORDER BY seq DESC LIMIT ?
+                    SELECT notice_id, recipient, payload, created_at, pushed, delivered_at, read_at FROM notice
+                    WHERE recipient = ? AND delivered_at IS NULL AND pushed = 1 ORDER BY seq DESC LIMIT ?
                     """,
                 arguments: [userId, limit]
             ).reversed().map { Self.storedRow($0).row }
@@ -155,7 +165,7 @@ public final class SQLiteNoticeStore: NoticeStore {
             return try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT notice_id, recipient, payload, created_at, delivered_at, read_at FROM notice
+                    SELECT notice_id, recipient, payload, created_at, pushed, delivered_at, read_at FROM notice
                     WHERE recipient = ? AND seq < ? \(query.unreadOnly ? "AND read_at IS NULL" : "")
                     ORDER BY seq DESC LIMIT ?
                     """,
@@ -168,7 +178,7 @@ public final class SQLiteNoticeStore: NoticeStore {
         try await pool.read { db in
             try Row.fetchOne(
                 db,
-                sql: "SELECT notice_id, recipient, payload, created_at, delivered_at, read_at FROM notice WHERE notice_id = ? AND recipient = ?",
+                sql: "SELECT notice_id, recipient, payload, created_at, pushed, delivered_at, read_at FROM notice WHERE notice_id = ? AND recipient = ?",
                 arguments: [key.noticeId, key.recipient ?? ""]
             ).map(Self.storedRow)
         }
@@ -207,7 +217,8 @@ public final class SQLiteNoticeStore: NoticeStore {
                 noticeId: row["notice_id"],
                 recipient: recipient.isEmpty ? nil : recipient,
                 payload: row["payload"],
-                createdAt: row["created_at"]
+                createdAt: row["created_at"],
+                pushed: row["pushed"]
             ),
             deliveredAt: row["delivered_at"],
             readAt: row["read_at"]

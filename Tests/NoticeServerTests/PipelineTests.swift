@@ -171,6 +171,15 @@ import Testing
         try await broker.publish(#"{"id":2,"userId":1,"sendTarget":"SYS"}"#, to: server.configuration.queue)
         #expect(try json(try #require(await alice.frames.next()).body)["id"] as? String == "2")
         #expect(try await server.storedCount() == 2)
+        // Nor is it replayed: a new session of the user never gets it (notice 2 may come again,
+        // if its delivered mark is not written yet: at least once).
+        let again = try await server.subscribedClient(token: "alice", user: "1")
+        var replayed: [String] = []
+        while let frame = await again.frames.next(timeout: .milliseconds(500)) {
+            replayed.append(try json(frame.body)["id"] as? String ?? "?")
+        }
+        #expect(!replayed.contains("1"))
+        again.close()
         alice.close()
         await broker.close()
         try await server.stop()

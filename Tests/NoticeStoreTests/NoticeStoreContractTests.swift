@@ -46,6 +46,18 @@ import Testing
     }
 
     @Test(arguments: StoreKind.allCases)
+    func rowsThatAreNotPushedAreStoredButNeverReplayed(_ kind: StoreKind) async throws {
+        let store = try await kind.makeStore()
+        var mail = row(2, "a")
+        mail.pushed = false
+        _ = try await store.insert([row(1, "a"), mail, row(3, "a")])
+        #expect(try await store.undelivered(userId: "a", limit: 10).map(\.noticeId) == [1, 3])
+        #expect(try await store.row(NoticeKey(noticeId: 2, recipient: "a"))?.row == mail)
+        #expect(try await store.notices(NoticeQuery(userId: "a", limit: 10)).map(\.row.noticeId) == [3, 2, 1])
+        try await store.close()
+    }
+
+    @Test(arguments: StoreKind.allCases)
     func duplicateInsideOneBatchIsStoredOnce(_ kind: StoreKind) async throws {
         let store = try await kind.makeStore()
         let inserted = try await store.insert([row(9, "a"), row(9, "a")])

@@ -49,7 +49,7 @@ import Testing
             }
             return indexes
         }
-        #expect(indexes["notice_undelivered"]?.contains("WHERE (delivered_at IS NULL)") == true)
+        #expect(indexes["notice_undelivered"]?.contains("WHERE ((delivered_at IS NULL) AND pushed)") == true)
         #expect(indexes["notice_source_key"]?.contains("WHERE (source_key IS NOT NULL)") == true)
         #expect(indexes["notice_recipient_seq"] != nil)
         #expect(indexes["notice_created_at"] != nil)

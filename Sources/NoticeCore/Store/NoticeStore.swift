@@ -9,13 +9,17 @@ public struct NoticeRow: Sendable, Hashable {
     /// For records published without an `id`: a digest of the queue message, so that a
     /// redelivery of it can find the id assigned the first time.
     public var sourceKey: String?
+    /// `false` for a record whose `sendTarget` is not one of `NOTICE_PUSH_TARGETS` (SPEC §2):
+    /// stored and listed, never sent to a browser, so never replayed either.
+    public var pushed: Bool
 
-    public init(noticeId: Int64, recipient: String?, payload: String, createdAt: Int64, sourceKey: String? = nil) {
+    public init(noticeId: Int64, recipient: String?, payload: String, createdAt: Int64, sourceKey: String? = nil, pushed: Bool = true) {
         self.noticeId = noticeId
         self.recipient = recipient
         self.payload = payload
         self.createdAt = createdAt
         self.sourceKey = sourceKey
+        self.pushed = pushed
     }
 
     /// The key the store keeps unique.
@@ -49,8 +53,8 @@ public protocol NoticeStore: Sendable {
     func markDelivered(_ keys: [NoticeKey], at millis: Int64) async throws
     /// Marks the user's notice read; `false` when the user has no such notice.
     func markRead(noticeId: Int64, userId: String, at millis: Int64) async throws -> Bool
-    /// The newest `limit` of the user's own rows (not broadcasts) not yet delivered, oldest
-    /// first: what a session replays on SUBSCRIBE (SPEC §4). With more than `limit`, the older
+    /// The newest `limit` of the user's own pushed rows (not broadcasts) not yet delivered,
+    /// oldest first: what a session replays on SUBSCRIBE (SPEC §4). With more than `limit`, the older
     /// ones are left out, so what a user is shown runs on without a hole into live notices.
     func undelivered(userId: String, limit: Int) async throws -> [NoticeRow]
     /// A page of the user's own rows, newest first (the HTTP API, SPEC §7). Throws

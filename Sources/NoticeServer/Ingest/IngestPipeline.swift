@@ -91,7 +91,7 @@ struct IngestPipeline: Service, CustomStringConvertible {
                     rows.append(
                         NoticeRow(
                             noticeId: record.id, recipient: recipient, payload: record.payload(for: recipient, createdAt: createdAt),
-                            createdAt: millis, sourceKey: sourceKeys[index]
+                            createdAt: millis, sourceKey: sourceKeys[index], pushed: push
                         )
                     )
                 }
