@@ -12,7 +12,8 @@ import Synchronization
 /// The writer keeps SQLite's automatic checkpoint at ``backstopPages`` as a backstop: should
 /// this one fall behind, the WAL still does not grow without bound.
 final class SQLiteCheckpointer: Sendable {
-    /// The writer's own automatic checkpoint, far above what this one lets the WAL reach.
+    /// The writer's own automatic checkpoint (16 MiB of WAL): a backstop, above what this one
+    /// normally lets the WAL reach.
     static let backstopPages = 4_096
     /// A checkpoint starts after this many write transactions or rows, whichever comes first.
     static let commitsPerCheckpoint = 32
