@@ -37,10 +37,10 @@ final class StompWebSocketHandler: ChannelInboundHandler, RemovableChannelHandle
     }
 
     /// The client closed its side (Hummingbird's server allows half-closure, so this comes
-    /// instead of `channelInactive`): nothing more will come, close ours too.
+    /// instead of `channelInactive`): nothing more will come, close ours too; the session
+    /// hears of it from `channelInactive`.
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, event == .inputClosed {
-            connection.inboundClosed()
             context.close(promise: nil)
         }
         context.fireUserInboundEventTriggered(event)
