@@ -56,6 +56,7 @@ struct NoticeBench: AsyncParsableCommand {
     @Option(help: "source addresses 127.0.0.2... to rotate over") var sources = 8
     @Option(help: "the <run> of tokens bench-<run>-<user>") var run = String(UInt32.random(in: 0...UInt32.max), radix: 36)
     @Option(help: "process whose RSS and CPU are reported (the service, or beam.smp)") var pid: Int32?
+    @Option(help: "the broker (beam.smp), whose CPU is reported too when it is not --pid") var brokerPid: Int32?
     @Option(help: "seconds to wait after all sessions are ready (sessions)") var settle = 10
     @Option(help: "broadcasts to send (broadcast)") var `repeat` = 5
     @Option(help: "CONNECTs in flight (connect)") var concurrency = 16
@@ -96,7 +97,7 @@ struct NoticeBench: AsyncParsableCommand {
         let client = SessionClient(plan: try makePlan(), threads: threads)
         let before = pid.map { ProcessSample(pid: $0) }
         let benchBefore = ProcessSample.current
-        let cpu = CPUWindow(pid: pid)
+        let cpu = CPUWindow(pid: pid, brokerPid: brokerPid)
         let opened = ContinuousClock.now
         try await client.openAll(users: 1...users, inFlight: inFlight, timeout: .seconds(openTimeout))
         let openSeconds = (ContinuousClock.now - opened).seconds
@@ -199,25 +200,25 @@ struct NoticeBench: AsyncParsableCommand {
     }
 
     func latency(client: SessionClient, publisher: Publisher) async throws {
-        let cpu = CPUWindow(pid: pid)
+        let cpu = CPUWindow(pid: pid, brokerPid: brokerPid)
         let started = ContinuousClock.now
         try await publisher.publish(count: count, rate: rate)
         let publishSeconds = (ContinuousClock.now - started).seconds
         try await publisher.drain()
         try await awaitReceived(client, count, timeout: .seconds(30))
-        cpu.report()
+        cpu.report(notices: client.counters.received.load(ordering: .relaxed))
         try await reportDelivery(client: client, publisher: publisher, publishSeconds: publishSeconds)
     }
 
     func throughput(client: SessionClient, publisher: Publisher) async throws {
-        let cpu = CPUWindow(pid: pid)
+        let cpu = CPUWindow(pid: pid, brokerPid: brokerPid)
         let firstPublish = realtimeNanos()
         let started = ContinuousClock.now
         try await publisher.publish(count: count, window: window)
         try await publisher.drain()
         let publishSeconds = (ContinuousClock.now - started).seconds
         try await awaitReceived(client, count, timeout: .seconds(Int64(count / 500 + 60)))
-        cpu.report()
+        cpu.report(notices: client.counters.received.load(ordering: .relaxed))
         let last = try await client.collect { $0.lastReceived }.max() ?? firstPublish
         let received = client.counters.received.load(ordering: .relaxed)
         Report.line("end_to_end_per_s", Double(received) / (Double(last - firstPublish) / 1e9), digits: 0)
@@ -245,15 +246,18 @@ struct NoticeBench: AsyncParsableCommand {
         var toLast: [Int64] = []
         var medians: [Int64] = []
         var missing = 0
+        var spent: CPUSpent?
         for index in 0..<self.repeat {
             _ = try await client.collect {
                 $0.latencies.removeAll(keepingCapacity: true)
                 $0.receivedAt.removeAll(keepingCapacity: true)
             }
             let before = client.counters.received.load(ordering: .relaxed)
+            let cpu = CPUWindow(pid: pid, brokerPid: brokerPid)
             let sentAt = realtimeNanos()
             publisher.publish(index)
             try await awaitReceived(client, before + users, timeout: .seconds(60))
+            spent = spent.map { $0 + cpu.spent() } ?? cpu.spent()
             missing += max(0, before + users - client.counters.received.load(ordering: .relaxed))
             let samples = try await latencies(client).sorted()
             let last = try await client.collect { $0.lastReceived }.max() ?? sentAt
@@ -262,6 +266,8 @@ struct NoticeBench: AsyncParsableCommand {
             Report.line("broadcast_\(index)_to_last_ms", Double(last - sentAt) / 1e6)
             try await Task.sleep(for: .seconds(1))
         }
+        // From each publish to the last session reached, per session reached.
+        spent?.report(notices: self.repeat * users - missing)
         Report.line("broadcasts", self.repeat)
         Report.line("missing", missing)
         Report.line("to_last_median_ms", Report.percentile(toLast.sorted(), 0.5) / 1e6)
@@ -280,7 +286,7 @@ struct NoticeBench: AsyncParsableCommand {
             throw BenchError("the first CONNECT failed: \(reason)")
         }
         _ = try await client.collect { $0.connectLatencies.removeAll(); $0.openLatencies.removeAll() }
-        let cpu = CPUWindow(pid: pid)
+        let cpu = CPUWindow(pid: pid, brokerPid: brokerPid)
         let started = ContinuousClock.now
         try await client.openAll(users: 2...(count + 1), inFlight: concurrency, timeout: .seconds(openTimeout))
         let seconds = (ContinuousClock.now - started).seconds
@@ -319,7 +325,7 @@ struct NoticeBench: AsyncParsableCommand {
         }
         let publisher = makePublisher(logger: logger)
         await publisher.start()
-        let cpu = CPUWindow(pid: pid)
+        let cpu = CPUWindow(pid: pid, brokerPid: brokerPid)
         let firstPublish = realtimeNanos()
         let started = ContinuousClock.now
         try await publisher.publish(count: count, window: window)
@@ -329,7 +335,7 @@ struct NoticeBench: AsyncParsableCommand {
         while progress.consumed.load(ordering: .relaxed) < count, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(2))
         }
-        cpu.report()
+        cpu.report(notices: progress.consumed.load(ordering: .relaxed))
         let received = progress.consumed.load(ordering: .relaxed)
         Report.line("mode", "bare")
         Report.line("published", publisher.confirmedCount)

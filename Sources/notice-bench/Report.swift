@@ -70,24 +70,83 @@ struct ProcessSample {
     static var current: ProcessSample { ProcessSample(pid: getpid()) }
 }
 
-/// CPU use of the bench itself and of the measured process over one phase, in percent of one core.
+/// CPU use over one phase, in percent of one core: the bench itself, the measured process, and
+/// the broker when it is another process; and how busy the whole machine was. Given the
+/// notices the phase moved, also each process's CPU per notice: on two shared cores, what a
+/// figure like throughput can reach is two cores divided by their sum.
 struct CPUWindow {
     let started = ContinuousClock.now
     let bench = ProcessSample.current
+    let machine = MachineSample()
     let pid: Int32?
     let server: ProcessSample?
+    let brokerPid: Int32?
+    let broker: ProcessSample?
 
-    init(pid: Int32?) {
+    init(pid: Int32?, brokerPid: Int32? = nil) {
         self.pid = pid
         self.server = pid.map { ProcessSample(pid: $0) }
+        // The bare consumer and Web-STOMP measure the broker as --pid already.
+        let brokerPid = brokerPid == pid ? nil : brokerPid
+        self.brokerPid = brokerPid
+        self.broker = brokerPid.map { ProcessSample(pid: $0) }
     }
 
-    func report() {
-        let wall = (ContinuousClock.now - started).seconds
+    func report(notices: Int? = nil) { spent().report(notices: notices) }
+
+    /// What the processes and the machine spent since the window opened.
+    func spent() -> CPUSpent {
+        let now = MachineSample()
+        return CPUSpent(
+            wall: (ContinuousClock.now - started).seconds,
+            bench: ProcessSample.current.cpuSeconds - bench.cpuSeconds,
+            server: pid.flatMap { pid in server.map { ProcessSample(pid: pid).cpuSeconds - $0.cpuSeconds } },
+            broker: brokerPid.flatMap { pid in broker.map { ProcessSample(pid: pid).cpuSeconds - $0.cpuSeconds } },
+            machineBusy: now.busy - machine.busy, machineTotal: now.total - machine.total
+        )
+    }
+}
+
+/// CPU seconds spent over one or more windows (added up across them).
+struct CPUSpent {
+    var wall: Double
+    var bench: Double
+    var server: Double?
+    var broker: Double?
+    var machineBusy: Double
+    var machineTotal: Double
+
+    static func + (a: CPUSpent, b: CPUSpent) -> CPUSpent {
+        CPUSpent(
+            wall: a.wall + b.wall, bench: a.bench + b.bench, server: a.server.map { $0 + (b.server ?? 0) },
+            broker: a.broker.map { $0 + (b.broker ?? 0) }, machineBusy: a.machineBusy + b.machineBusy, machineTotal: a.machineTotal + b.machineTotal
+        )
+    }
+
+    func report(notices: Int? = nil) {
         guard wall > 0 else { return }
-        Report.line("bench_cpu_pct", (ProcessSample.current.cpuSeconds - bench.cpuSeconds) / wall * 100, digits: 1)
-        if let pid, let server {
-            Report.line("server_cpu_pct", (ProcessSample(pid: pid).cpuSeconds - server.cpuSeconds) / wall * 100, digits: 1)
+        func line(_ name: String, _ seconds: Double) {
+            Report.line("\(name)_cpu_pct", seconds / wall * 100, digits: 1)
+            if let notices, notices > 0 { Report.line("\(name)_cpu_us_per_notice", seconds / Double(notices) * 1e6, digits: 1) }
         }
+        line("bench", bench)
+        if let server { line("server", server) }
+        if let broker { line("broker", broker) }
+        if machineTotal > 0 { Report.line("machine_busy_pct", machineBusy / machineTotal * 100, digits: 1) }
+    }
+}
+
+/// All CPUs' time from the first line of /proc/stat, in ticks: busy is everything but idle and iowait.
+struct MachineSample {
+    let busy: Double
+    let total: Double
+
+    init() {
+        let stat = (try? String(contentsOfFile: "/proc/stat", encoding: .utf8)) ?? ""
+        let fields = (stat.split(separator: "\n").first ?? "").split(separator: " ").dropFirst().compactMap { Double($0) }
+        // user nice system idle iowait irq softirq steal (guest time is already in user)
+        let counted = fields.prefix(8)
+        total = counted.reduce(0, +)
+        busy = total - (counted.count > 4 ? counted[counted.startIndex + 3] + counted[counted.startIndex + 4] : 0)
     }
 }
