@@ -29,18 +29,31 @@ public enum StompEncoder {
     }
 
     private static func appendHeaderText(_ text: String, escape: Bool, version: StompVersion, into out: inout [UInt8]) {
-        guard escape else {
+        // Most header text has nothing to escape: then it is one copy, not a byte at a time.
+        guard escape, text.utf8.contains(where: { needsEscape($0, version: version) }) else {
             out.append(contentsOf: text.utf8)
             return
         }
         for byte in text.utf8 {
-            switch byte {
-            case .backslash: out.append(contentsOf: [.backslash, .backslash])
-            case .lf: out.append(contentsOf: [.backslash, UInt8(ascii: "n")])
-            case UInt8(ascii: ":"): out.append(contentsOf: [.backslash, UInt8(ascii: "c")])
-            case .cr where version >= .v1_2: out.append(contentsOf: [.backslash, UInt8(ascii: "r")])
-            default: out.append(byte)
+            guard needsEscape(byte, version: version) else {
+                out.append(byte)
+                continue
             }
+            out.append(.backslash)
+            switch byte {
+            case .backslash: out.append(.backslash)
+            case .lf: out.append(UInt8(ascii: "n"))
+            case UInt8(ascii: ":"): out.append(UInt8(ascii: "c"))
+            default: out.append(UInt8(ascii: "r"))  // .cr, 1.2 only
+            }
+        }
+    }
+
+    private static func needsEscape(_ byte: UInt8, version: StompVersion) -> Bool {
+        switch byte {
+        case .backslash, .lf, UInt8(ascii: ":"): true
+        case .cr: version >= .v1_2
+        default: false
         }
     }
 }

@@ -8,6 +8,10 @@ import Testing
         #expect(String(decoding: StompEncoder.encode(frame, version: .v1_2), as: UTF8.self) == "MESSAGE\na\\cb:c\\\\d\\ne\\rf\n\nx\0")
         #expect(String(decoding: StompEncoder.encode(frame, version: .v1_1), as: UTF8.self) == "MESSAGE\na\\cb:c\\\\d\\ne\rf\n\nx\0")
         #expect(String(decoding: StompEncoder.encode(frame, version: .v1_0), as: UTF8.self) == "MESSAGE\na:b:c\\d\ne\rf\n\nx\0")
+        // A carriage return alone: escaped from 1.2 on only; plain text is copied as it is.
+        let onlyCR = StompFrame(.message, headers: ["k": "e\rf", "plain": "/notice/1/remind"])
+        #expect(String(decoding: StompEncoder.encode(onlyCR, version: .v1_2), as: UTF8.self) == "MESSAGE\nk:e\\rf\nplain:/notice/1/remind\n\n\0")
+        #expect(String(decoding: StompEncoder.encode(onlyCR, version: .v1_1), as: UTF8.self) == "MESSAGE\nk:e\rf\nplain:/notice/1/remind\n\n\0")
     }
 
     @Test func connectedIsNotEscaped() {

@@ -36,8 +36,9 @@ struct SockJSEndpoint {
 struct SockJSStompOutbound: StompOutbound {
     let session: SockJSSession
 
-    func send(_ text: String) async throws {
-        try session.send(text)
+    func send(_ frame: [UInt8]) async throws {
+        // A SockJS message is a JSON string: the frame's text, escaped.
+        try session.send(String(decoding: frame, as: UTF8.self))
     }
 
     func close() async {

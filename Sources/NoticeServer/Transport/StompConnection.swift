@@ -51,19 +51,21 @@ final class StompEnvironment: Sendable {
     }
 }
 
-/// Writes text messages to the browser; a transport (raw WebSocket, SockJS) supplies it.
+/// Writes encoded STOMP frames (UTF-8 text) to the browser as text messages; a transport (raw
+/// WebSocket, SockJS) supplies it. Bytes, not `String`: the encoder makes bytes and the
+/// WebSocket frame carries them, so the common path neither validates nor copies them again.
 protocol StompOutbound: Sendable {
-    func send(_ text: String) async throws
+    func send(_ frame: [UInt8]) async throws
     func close() async
     /// Whether ``sendNow(_:)`` may be used: the transport takes more without waiting.
     var isReadyNow: Bool { get }
     /// Writes without waiting; `false` if the transport is closed. Only after ``isReadyNow``.
-    func sendNow(_ text: String) -> Bool
+    func sendNow(_ frame: [UInt8]) -> Bool
 }
 
 extension StompOutbound {
     var isReadyNow: Bool { false }
-    func sendNow(_ text: String) -> Bool { false }
+    func sendNow(_ frame: [UInt8]) -> Bool { false }
 }
 
 /// One STOMP connection over any message transport: decodes client bytes, drives a
@@ -504,7 +506,7 @@ final class StompConnection: NoticeSink {
                 let tick = Duration.milliseconds(connection.tickMillis.load(ordering: .relaxed))
                 if agreement.serverSends > 0, now - lastSent >= .milliseconds(agreement.serverSends) - tick {
                     do {
-                        try await outbound.send("\n")
+                        try await outbound.send([UInt8(ascii: "\n")])
                         lastSent = now
                     } catch {
                         return false
@@ -600,7 +602,7 @@ final class StompConnection: NoticeSink {
         mutating func deliverNow(_ notice: PushNotice) -> Bool {
             let delivery = session.messages(for: notice)
             for frame in delivery.frames {
-                guard outbound.sendNow(String(decoding: StompEncoder.encode(frame, version: session.version), as: UTF8.self)) else { return false }
+                guard outbound.sendNow(StompEncoder.encode(frame, version: session.version)) else { return false }
                 lastSent = .now
                 pushed(notice)
             }
@@ -617,7 +619,7 @@ final class StompConnection: NoticeSink {
         private mutating func write(_ frame: StompFrame) async -> Bool {
             let bytes = StompEncoder.encode(frame, version: session.version)
             do {
-                try await outbound.send(String(decoding: bytes, as: UTF8.self))
+                try await outbound.send(bytes)
                 lastSent = .now
                 return true
             } catch {

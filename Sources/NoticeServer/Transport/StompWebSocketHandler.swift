@@ -82,9 +82,9 @@ final class StompWebSocketHandler: ChannelInboundHandler, RemovableChannelHandle
 struct ChannelStompOutbound: StompOutbound {
     let channel: any Channel
 
-    func send(_ text: String) async throws {
+    func send(_ bytes: [UInt8]) async throws {
         guard channel.isActive else { throw ChannelError.ioOnClosedChannel }
-        let frame = WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: text))
+        let frame = WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(bytes: bytes))
         if channel.isWritable {
             channel.writeAndFlush(frame, promise: nil)
         } else {
@@ -94,9 +94,9 @@ struct ChannelStompOutbound: StompOutbound {
 
     var isReadyNow: Bool { channel.isWritable }
 
-    func sendNow(_ text: String) -> Bool {
+    func sendNow(_ bytes: [UInt8]) -> Bool {
         guard channel.isActive else { return false }
-        channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: text)), promise: nil)
+        channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(bytes: bytes)), promise: nil)
         return true
     }
 
