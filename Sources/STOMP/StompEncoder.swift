@@ -30,30 +30,28 @@ public enum StompEncoder {
 
     private static func appendHeaderText(_ text: String, escape: Bool, version: StompVersion, into out: inout [UInt8]) {
         // Most header text has nothing to escape: then it is one copy, not a byte at a time.
-        guard escape, text.utf8.contains(where: { needsEscape($0, version: version) }) else {
+        guard escape, text.utf8.contains(where: { escapeLetter($0, version: version) != nil }) else {
             out.append(contentsOf: text.utf8)
             return
         }
         for byte in text.utf8 {
-            guard needsEscape(byte, version: version) else {
+            if let letter = escapeLetter(byte, version: version) {
+                out.append(.backslash)
+                out.append(letter)
+            } else {
                 out.append(byte)
-                continue
-            }
-            out.append(.backslash)
-            switch byte {
-            case .backslash: out.append(.backslash)
-            case .lf: out.append(UInt8(ascii: "n"))
-            case UInt8(ascii: ":"): out.append(UInt8(ascii: "c"))
-            default: out.append(UInt8(ascii: "r"))  // .cr, 1.2 only
             }
         }
     }
 
-    private static func needsEscape(_ byte: UInt8, version: StompVersion) -> Bool {
+    /// The letter after the backslash that stands for `byte` in header text, if it is escaped.
+    private static func escapeLetter(_ byte: UInt8, version: StompVersion) -> UInt8? {
         switch byte {
-        case .backslash, .lf, UInt8(ascii: ":"): true
-        case .cr: version >= .v1_2
-        default: false
+        case .backslash: .backslash
+        case .lf: UInt8(ascii: "n")
+        case UInt8(ascii: ":"): UInt8(ascii: "c")
+        case .cr where version >= .v1_2: UInt8(ascii: "r")
+        default: nil
         }
     }
 }

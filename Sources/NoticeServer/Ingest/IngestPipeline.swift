@@ -74,7 +74,7 @@ struct IngestPipeline: Service, CustomStringConvertible {
             let millis = Int64((now.timeIntervalSince1970 * 1000).rounded(.down))
             let createdAt = Self.rfc3339(millis: millis)
             var rows: [NoticeRow] = []
-            var pushed: [NoticeKey: Bool] = [:]
+            var keys: Set<NoticeKey> = []
             var firstDelivery: Set<NoticeKey> = []
             for (index, (delivery, record)) in accepted.enumerated() {
                 let push = record.isPushed(pushTargets: configuration.pushTargets)
@@ -85,8 +85,7 @@ struct IngestPipeline: Service, CustomStringConvertible {
                 for recipient in recipients {
                     let key = NoticeKey(noticeId: record.id, recipient: recipient)
                     // The same notice twice in one batch (a publisher retry) is one row.
-                    guard pushed[key] == nil else { continue }
-                    pushed[key] = push
+                    guard keys.insert(key).inserted else { continue }
                     if !delivery.redelivered { firstDelivery.insert(key) }
                     rows.append(
                         NoticeRow(
@@ -106,7 +105,7 @@ struct IngestPipeline: Service, CustomStringConvertible {
             // first time: that attempt may have committed after all (a PostgreSQL insert given up
             // at its deadline), so "already stored" can mean "stored by us and never pushed". A
             // redelivered notice found stored was pushed by whoever stored it.
-            let notices = rows.filter { (inserted.contains($0.key) || (retried && firstDelivery.contains($0.key))) && pushed[$0.key] == true }
+            let notices = rows.filter { (inserted.contains($0.key) || (retried && firstDelivery.contains($0.key))) && $0.pushed }
                 .map { PushNotice(key: $0.key, payload: $0.payload, consumedAt: consumedAt) }
             metrics.stored.increment(by: Int64(inserted.count))
             hub.publish(notices)

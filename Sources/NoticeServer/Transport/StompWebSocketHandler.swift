@@ -84,7 +84,7 @@ struct ChannelStompOutbound: StompOutbound {
 
     func send(_ bytes: [UInt8]) async throws {
         guard channel.isActive else { throw ChannelError.ioOnClosedChannel }
-        let frame = WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(bytes: bytes))
+        let frame = Self.textFrame(bytes)
         if channel.isWritable {
             channel.writeAndFlush(frame, promise: nil)
         } else {
@@ -96,8 +96,12 @@ struct ChannelStompOutbound: StompOutbound {
 
     func sendNow(_ bytes: [UInt8]) -> Bool {
         guard channel.isActive else { return false }
-        channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(bytes: bytes)), promise: nil)
+        channel.writeAndFlush(Self.textFrame(bytes), promise: nil)
         return true
+    }
+
+    private static func textFrame(_ bytes: [UInt8]) -> WebSocketFrame {
+        WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(bytes: bytes))
     }
 
     /// A close frame (1000, normal closure), then the connection.
