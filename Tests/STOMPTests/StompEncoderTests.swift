@@ -52,5 +52,25 @@ import Testing
         #expect(throws: StompError.invalidHeartBeat) { try HeartBeat(header: "1,2,3") }
         #expect(throws: StompError.invalidHeartBeat) { try HeartBeat(header: "-1,0") }
         #expect(throws: StompError.invalidHeartBeat) { try HeartBeat(header: "x") }
+        #expect(throws: StompError.invalidHeartBeat) { try HeartBeat(header: "+5,0") }
+        #expect(throws: StompError.invalidHeartBeat) { try HeartBeat(header: ",") }
+    }
+
+    /// Any run of digits is bounded at the boundary: an agreed interval times two (the silence
+    /// a server allows) cannot overflow, however large the client's numbers.
+    @Test func hugeHeartBeatsAreBoundedToADay() throws {
+        let server = HeartBeat(outgoing: 10_000, incoming: 10_000)
+        for header in ["4611686018427387904,4611686018427387904", "9223372036854775807,9223372036854775807", "99999999999999999999999999,1"] {
+            let client = try HeartBeat(header: header)
+            #expect(client.outgoing <= HeartBeat.maxInterval && client.incoming <= HeartBeat.maxInterval, "\(header)")
+            let agreement = HeartBeat.negotiate(client: client, server: server)
+            #expect(agreement.clientSends == HeartBeat.maxInterval, "\(header)")
+            #expect(agreement.clientSends.multipliedReportingOverflow(by: 2).overflow == false)
+        }
+        #expect(try HeartBeat(header: "86400001,0").outgoing == HeartBeat.maxInterval)
+        #expect(try HeartBeat(header: "86400000,7").incoming == 7)
+        // Values built in code are bounded when negotiated too.
+        let wild = HeartBeat(outgoing: .max, incoming: .max)
+        #expect(HeartBeat.negotiate(client: wild, server: wild) == .init(serverSends: HeartBeat.maxInterval, clientSends: HeartBeat.maxInterval))
     }
 }
