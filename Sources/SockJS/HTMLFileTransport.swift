@@ -24,7 +24,9 @@ extension HTTPFraming {
             contentType: SockJSHTTP.html,
             prelude: page,
             streaming: true,
-            wrap: { "<script>\np(" + SockJSJSON.quote($0.text) + ");\n</script>\r\n" }
+            // Frame text is the client's and the publishers' (ERROR echoes a receipt header,
+            // notices may hold HTML): escaped for a script element, it can never close one.
+            wrap: { "<script>\np(" + SockJSJSON.quote($0.text, inScript: true) + ");\n</script>\r\n" }
         )
     }
 

@@ -11,7 +11,7 @@ public enum SockJSFrame: Sendable, Hashable {
         switch self {
         case .open: return "o"
         case .heartbeat: return "h"
-        case .messages(let messages): return "a[" + messages.map(SockJSJSON.quote).joined(separator: ",") + "]"
+        case .messages(let messages): return "a[" + messages.map { SockJSJSON.quote($0) }.joined(separator: ",") + "]"
         case .close(let code, let reason): return "c[\(code)," + SockJSJSON.quote(reason) + "]"
         }
     }

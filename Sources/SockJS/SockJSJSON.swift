@@ -7,7 +7,9 @@ public enum SockJSJSON {
     /// `text` as a JSON string literal. Besides what JSON requires, escapes U+200C–U+200F,
     /// U+2028–U+202F, U+2060–U+206F, U+FFF0–U+FFFF and every character outside the BMP (as
     /// its UTF-16 surrogate pair), as sockjs-protocol 0.3.3's `escapable_by_server` asks.
-    public static func quote(_ text: String) -> String {
+    /// `inScript`: also `<`, `>` and `&`, for a literal inside an HTML `<script>` element, which
+    /// a `</script>` in the text would otherwise end (the `htmlfile` transport).
+    public static func quote(_ text: String, inScript: Bool = false) -> String {
         var out = "\""
         out.reserveCapacity(text.utf8.count + 2)
         for scalar in text.unicodeScalars {
@@ -20,6 +22,8 @@ public enum SockJSJSON {
             case 0x0A: out += "\\n"
             case 0x0C: out += "\\f"
             case 0x0D: out += "\\r"
+            case 0x3C where inScript, 0x3E where inScript, 0x26 where inScript:
+                appendEscape(UInt16(value), to: &out)
             case 0x00..<0x20, 0x200C...0x200F, 0x2028...0x202F, 0x2060...0x206F, 0xFFF0...0xFFFF:
                 appendEscape(UInt16(value), to: &out)
             case 0x10000...:

@@ -1,3 +1,4 @@
+import Foundation
 import HummingbirdWebSocket
 import Testing
 
@@ -22,6 +23,19 @@ typealias BasicContext = BasicSockJSRequestContext
         #expect(SockJSJSON.quote("😀") == #""\ud83d\ude00""#)
         // Everything else goes verbatim.
         #expect(SockJSJSON.quote("é漢\u{7F}") == "\"é漢\u{7F}\"")
+    }
+
+    /// Inside a `<script>` element (htmlfile) no text can end the element or open another.
+    @Test func textForAScriptElementCannotCloseIt() {
+        let hostile = #"</script><script>alert("x")</script>&amp;"#
+        let quoted = SockJSJSON.quote(hostile, inScript: true)
+        #expect(!quoted.contains("<") && !quoted.contains(">") && !quoted.contains("&"))
+        #expect(quoted == #""\u003c/script\u003e\u003cscript\u003ealert(\"x\")\u003c/script\u003e\u0026amp;""#)
+        // The same text elsewhere (xhr, eventsource, websocket) is plain JSON, as sockjs-node writes it.
+        #expect(SockJSJSON.quote("<b>&", inScript: false) == #""<b>&""#)
+        // What the browser decodes is the text itself.
+        let decoded = try? JSONDecoder().decode(String.self, from: Data(quoted.utf8))
+        #expect(decoded == hostile)
     }
 
     @Test func clientMessagesAreArraysOfStringsOrOneStringOnWebSocket() {

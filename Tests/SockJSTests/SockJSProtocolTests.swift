@@ -232,6 +232,11 @@ import Testing
         #expect(prelude.utf8.count - prelude[head.lowerBound...].utf8.count > 1024)
         #expect(try await HTTPTestClient.post(url + "/xhr_send", body: #"["x"]"#).status == 204)
         #expect(await stream.next() == "<script>\np(\"a[\\\"x\\\"]\");\n</script>\r\n")
+        // A message that holds markup cannot end the script element it is written into.
+        #expect(try await HTTPTestClient.post(url + "/xhr_send", body: #"["</script><script>alert(1)</script>"]"#).status == 204)
+        let hostile = try #require(await stream.next())
+        #expect(hostile == "<script>\np(\"a[\\\"\\u003c/script\\u003e\\u003cscript\\u003ealert(1)\\u003c/script\\u003e\\\"]\");\n</script>\r\n")
+        #expect(hostile.components(separatedBy: "<script>").count == 2, "one script element per frame")
         stream.cancel()
         try await server.stop()
     }
