@@ -8,6 +8,7 @@ public struct AMQPError: Error, Sendable, Hashable, CustomStringConvertible {
         case notConnected
         case publishNacked
         case shutDown
+        case tooLong(String)
     }
 
     private let code: Code
@@ -25,6 +26,9 @@ public struct AMQPError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The connection was shut down.
     public static let shutDown = AMQPError(.shutDown)
 
+    /// A name (exchange, queue, routing key) over AMQP's 255-byte short string; nothing was sent.
+    public static func tooLong(_ what: String) -> AMQPError { AMQPError(.tooLong(what)) }
+
     static func library(_ message: String) -> AMQPError { AMQPError(.library(message)) }
     static func brokerClosed(_ message: String) -> AMQPError { AMQPError(.brokerClosed(message)) }
 
@@ -37,6 +41,7 @@ public struct AMQPError: Error, Sendable, Hashable, CustomStringConvertible {
         case .notConnected: "not connected to the broker"
         case .publishNacked: "the broker refused the message"
         case .shutDown: "the connection was shut down"
+        case .tooLong(let what): "\(what) is longer than AMQP's 255 bytes"
         }
     }
 }

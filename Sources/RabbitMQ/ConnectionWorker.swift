@@ -318,79 +318,107 @@ final class ConnectionWorker: @unchecked Sendable {
 
     // MARK: Commands
 
-    /// Carries out commands; `connection` is nil while disconnected.
+    /// Carries out commands; `connection` is nil while disconnected. When one of them loses the
+    /// connection, the ones behind it are carried out as while disconnected (publishes fail,
+    /// bindings wait for the next connect, waiters resume) before the error is thrown: none is
+    /// dropped, so no caller waits for ever.
     private func process(_ commands: [Mailbox.Command], connection: amqp_connection_state_t?) throws {
-        for command in commands {
-            switch command {
-            case .settle(let tags):
-                for tag in tags where tag.connection == generation && connection != nil {
-                    acks.settle(tag.value)
-                }
-            case .publish(let message, let exchange, let routingKey, let completion):
-                guard let connection else {
-                    completion(.failure(AMQPError.notConnected))
-                    continue
-                }
-                let arena = CArena()
-                var properties = arena.properties(message.properties)
-                let status = amqp_basic_publish(
-                    connection, Self.publishChannel, arena.bytes(exchange), arena.bytes(routingKey), 0, 0,
-                    &properties, arena.bytes(message.body)
-                )
-                guard status == AMQP_STATUS_OK.rawValue else {
-                    completion(.failure(AMQPError.notConnected))
-                    throw AMQPError.library("basic.publish: \(String(cString: amqp_error_string2(status)))")
-                }
-                publishSequence += 1
-                pendingConfirms[publishSequence] = completion
-            case .bind(let binding, let unbind, let continuation):
-                dynamicBindings.removeAll { $0 == binding }
-                if !unbind { dynamicBindings.append(binding) }
-                guard let connection else {
-                    // Applied on the next connect.
-                    continuation.resume()
-                    continue
-                }
-                let arena = CArena()
-                if unbind {
-                    amqp_queue_unbind(
-                        connection, Self.consumeChannel, arena.bytes(binding.queue), arena.bytes(binding.exchange),
-                        arena.bytes(binding.routingKey), amqp_empty_table
-                    )
-                } else {
-                    amqp_queue_bind(
-                        connection, Self.consumeChannel, arena.bytes(binding.queue), arena.bytes(binding.exchange),
-                        arena.bytes(binding.routingKey), amqp_empty_table
-                    )
-                }
-                do {
-                    try check(amqp_get_rpc_reply(connection), unbind ? "queue.unbind" : "queue.bind")
-                    continuation.resume()
-                } catch {
-                    continuation.resume(throwing: error)
-                    throw error
-                }
-            case .stopConsuming(let continuation):
-                consumeStopped = true
-                defer {
-                    // Everything delivered before cancel-ok has been yielded: end the stream.
-                    output.finish()
-                    continuation.resume()
-                }
-                if let connection, let tag = consumerTag {
-                    consumerTag = nil
-                    let arena = CArena()
-                    amqp_basic_cancel(connection, Self.consumeChannel, arena.bytes(tag))
-                    try check(amqp_get_rpc_reply(connection), "basic.cancel")
-                    try readFrames(connection)
-                    if !batch.isEmpty {
-                        output.yield(batch)
-                        batch = []
-                    }
-                }
-            case .shutdown:
-                shutdownRequested = true
+        for (index, command) in commands.enumerated() {
+            do {
+                try perform(command, connection: connection)
+            } catch {
+                for rest in commands[(index + 1)...] { try? perform(rest, connection: nil) }
+                throw error
             }
+        }
+    }
+
+    /// A name that fits AMQP's short string, or the error its command fails with.
+    private static func checkShort(_ names: (String, String)...) -> AMQPError? {
+        names.first { $0.1.utf8.count > 255 }.map { AMQPError.tooLong($0.0) }
+    }
+
+    private func perform(_ command: Mailbox.Command, connection: amqp_connection_state_t?) throws {
+        switch command {
+        case .settle(let tags):
+            for tag in tags where tag.connection == generation && connection != nil {
+                acks.settle(tag.value)
+            }
+        case .publish(let message, let exchange, let routingKey, let completion):
+            if let error = Self.checkShort(("exchange", exchange), ("routing key", routingKey)) {
+                completion(.failure(error))
+                return
+            }
+            guard let connection else {
+                completion(.failure(AMQPError.notConnected))
+                return
+            }
+            let arena = CArena()
+            var properties = arena.properties(message.properties)
+            let status = amqp_basic_publish(
+                connection, Self.publishChannel, arena.bytes(exchange), arena.bytes(routingKey), 0, 0,
+                &properties, arena.bytes(message.body)
+            )
+            guard status == AMQP_STATUS_OK.rawValue else {
+                completion(.failure(AMQPError.notConnected))
+                throw AMQPError.library("basic.publish: \(String(cString: amqp_error_string2(status)))")
+            }
+            publishSequence += 1
+            pendingConfirms[publishSequence] = completion
+        case .bind(let binding, let unbind, let continuation):
+            if let error = Self.checkShort(("queue", binding.queue), ("exchange", binding.exchange), ("routing key", binding.routingKey)) {
+                continuation.resume(throwing: error)
+                return
+            }
+            dynamicBindings.removeAll { $0 == binding }
+            if !unbind { dynamicBindings.append(binding) }
+            guard let connection else {
+                // Applied on the next connect.
+                continuation.resume()
+                return
+            }
+            let arena = CArena()
+            if unbind {
+                amqp_queue_unbind(
+                    connection, Self.consumeChannel, arena.bytes(binding.queue), arena.bytes(binding.exchange),
+                    arena.bytes(binding.routingKey), amqp_empty_table
+                )
+            } else {
+                amqp_queue_bind(
+                    connection, Self.consumeChannel, arena.bytes(binding.queue), arena.bytes(binding.exchange),
+                    arena.bytes(binding.routingKey), amqp_empty_table
+                )
+            }
+            do {
+                try check(amqp_get_rpc_reply(connection), unbind ? "queue.unbind" : "queue.bind")
+                continuation.resume()
+            } catch {
+                // Refused (no such queue or exchange): not declared again on every connect,
+                // where it would fail each time and never let the connection stay up.
+                if !unbind { dynamicBindings.removeAll { $0 == binding } }
+                continuation.resume(throwing: error)
+                throw error
+            }
+        case .stopConsuming(let continuation):
+            consumeStopped = true
+            defer {
+                // Everything delivered before cancel-ok has been yielded: end the stream.
+                output.finish()
+                continuation.resume()
+            }
+            if let connection, let tag = consumerTag {
+                consumerTag = nil
+                let arena = CArena()
+                amqp_basic_cancel(connection, Self.consumeChannel, arena.bytes(tag))
+                try check(amqp_get_rpc_reply(connection), "basic.cancel")
+                try readFrames(connection)
+                if !batch.isEmpty {
+                    output.yield(batch)
+                    batch = []
+                }
+            }
+        case .shutdown:
+            shutdownRequested = true
         }
     }
 

@@ -187,8 +187,11 @@ final class Mailbox: Sendable {
 
     deinit { close(eventFD) }
 
-    func post(_ command: Command) {
-        commands.withLock { $0.append(command) }
+    func post(_ command: Command) { post([command]) }
+
+    /// Posts `batch` at once: the owning thread takes all of it in one go.
+    func post(_ batch: [Command]) {
+        commands.withLock { $0.append(contentsOf: batch) }
         var one: UInt64 = 1
         _ = write(eventFD, &one, 8)
     }

@@ -65,6 +65,90 @@ import Testing
         await publisher.shutdown()
     }
 
+    /// Waits for `body` at most `timeout`: a command dropped by the worker would wait for ever.
+    func within<T: Sendable>(_ timeout: Duration = .seconds(20), _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                throw CancellationError()
+            }
+            let result = try await group.next()!
+            group.cancelAll()
+            return result
+        }
+    }
+
+    /// A command that loses the connection (the broker refuses a bind) does not take the
+    /// commands queued behind it with it: each is answered, and the refused binding is not
+    /// declared again on reconnect (the connection stays up after it).
+    @Test func aFailingCommandAnswersEveryCommandBehindIt() async throws {
+        let queue = "test.amqp.\(UUID().uuidString)"
+        let publisher = connection(consume: nil, declare: [queue])
+        publisher.start()
+        await publisher.waitUntilConnected()
+        let published = AsyncStream.makeStream(of: Bool.self)
+        let bound = AsyncStream.makeStream(of: Bool.self)
+        let badBind = AsyncStream.makeStream(of: Bool.self)
+        let refusedBinding = AMQPTopology.Binding(queue: "test.amqp.no-such-queue.\(UUID().uuidString)", exchange: "amq.direct", routingKey: "x")
+        let goodBinding = AMQPTopology.Binding(queue: queue, exchange: "amq.direct", routingKey: "y")
+        // Posted at once, so the worker takes all three in one batch.
+        let (bad, good) = await (
+            withCheckedContinuation { (outer: CheckedContinuation<CheckedContinuation<Void, any Error>, Never>) in
+                Task { do { try await withCheckedThrowingContinuation { outer.resume(returning: $0) }; badBind.continuation.yield(true) } catch { badBind.continuation.yield(false) } }
+            },
+            withCheckedContinuation { (outer: CheckedContinuation<CheckedContinuation<Void, any Error>, Never>) in
+                Task { do { try await withCheckedThrowingContinuation { outer.resume(returning: $0) }; bound.continuation.yield(true) } catch { bound.continuation.yield(false) } }
+            }
+        )
+        publisher.mailbox.post([
+            .bind(refusedBinding, unbind: false, bad),
+            .publish(AMQPMessage(body: Array("behind".utf8)), exchange: "", routingKey: queue) { published.continuation.yield((try? $0.get()) != nil) },
+            .bind(goodBinding, unbind: false, good),
+        ])
+        #expect(try await within { await badBind.stream.first { _ in true } } == false, "the broker refuses a bind to a missing queue")
+        // The publish behind it is answered (it may have gone out before the connection closed).
+        _ = try #require(try await within { await published.stream.first { _ in true } })
+        #expect(try await within { await bound.stream.first { _ in true } } == true, "kept for the next connect")
+        // Reconnected with the good binding only: publishes are confirmed again, and stay so.
+        try await within {
+            while true {
+                await publisher.waitUntilConnected()
+                do {
+                    try await publisher.publish(AMQPMessage(body: Array("after".utf8)), exchange: "", routingKey: queue)
+                    return
+                } catch {
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+            }
+        }
+        try await publisher.publish(AMQPMessage(body: Array("via binding".utf8)), exchange: "amq.direct", routingKey: "y")
+        #expect(publisher.isConnected)
+        await publisher.shutdown()
+    }
+
+    /// Names over AMQP's 255-byte short string fail their own command with a clear error and
+    /// leave the connection (and the commands behind them) alone.
+    @Test func namesOverAShortStringFailAloneWithoutDroppingTheConnection() async throws {
+        let queue = "test.amqp.\(UUID().uuidString)"
+        let publisher = connection(consume: queue, declare: [queue])
+        publisher.start()
+        await publisher.waitUntilConnected()
+        let long = String(repeating: "é", count: 128)  // 128 characters, 256 bytes
+        await #expect(throws: AMQPError.tooLong("routing key")) {
+            try await publisher.publish(AMQPMessage(body: [1]), exchange: "", routingKey: long)
+        }
+        await #expect(throws: AMQPError.tooLong("routing key")) {
+            try await publisher.bind(queue: queue, exchange: "amq.topic", routingKey: "user." + long)
+        }
+        try await publisher.publish(AMQPMessage(body: Array("fine".utf8)), exchange: "", routingKey: queue)
+        let deliveries = try await take(1, from: publisher)
+        #expect(deliveries.map { String(decoding: $0.message.body, as: UTF8.self) } == ["fine"])
+        publisher.settle(deliveries.map(\.tag))
+        #expect(publisher.isConnected)
+        await publisher.shutdown()
+    }
+
     @Test func unsettledDeliveriesAreRedeliveredAndSettledOnesAreNot() async throws {
         let queue = "test.amqp.\(UUID().uuidString)"
         let publisher = connection(consume: nil, declare: [queue])
