@@ -69,6 +69,12 @@ final class AuthorizationServer: Sendable {
         state.withLock { $0.tokens[token] = Token(userId: userId, expiresAt: exp, scopes: scopes) }
     }
 
+    /// A token that expires at the Unix second `expiresAt` exactly (no second boundary
+    /// between the test's clock reading and the server's).
+    func issue(_ token: String, to userId: String, expiresAt: Int64, scopes: String = "read") {
+        state.withLock { $0.tokens[token] = Token(userId: userId, expiresAt: expiresAt, scopes: scopes) }
+    }
+
     func revoke(_ token: String) { _ = state.withLock { $0.tokens.removeValue(forKey: token) } }
     func setDelay(_ delay: Duration) { state.withLock { $0.delay = delay } }
     func setFailing(_ failing: Bool) { state.withLock { $0.failing = failing } }

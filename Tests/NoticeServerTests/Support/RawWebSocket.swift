@@ -63,7 +63,7 @@ final class RawWebSocket {
 
     /// The next frame from the server (unmasked, at most 64 KiB), `nil` when the connection
     /// closed or nothing came within `timeout`.
-    func readFrame(timeout: Duration = .seconds(5)) -> (opcode: UInt8, fin: Bool, payload: [UInt8])? {
+    func readFrame(timeout: Duration = .seconds(30)) -> (opcode: UInt8, fin: Bool, payload: [UInt8])? {
         let seconds = timeout.components.seconds
         var tv = timeval(tv_sec: Int(max(1, seconds)), tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))

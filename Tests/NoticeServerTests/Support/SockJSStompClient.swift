@@ -83,7 +83,7 @@ final class SockJSStompClient: Sendable {
                     var request = HTTPClientRequest(url: "http://\(base)/xhr_send\(query)")
                     request.method = .POST
                     request.body = .bytes(ByteBuffer(string: Self.encode([message])))
-                    _ = try? await HTTPClient.shared.execute(request, timeout: .seconds(10))
+                    _ = try? await HTTPClient.shared.execute(request, timeout: .seconds(30))
                 }
             }
         }

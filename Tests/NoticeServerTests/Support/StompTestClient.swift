@@ -17,7 +17,7 @@ final class StompTestClient: Sendable {
     /// Connects the WebSocket; throws if the upgrade is refused.
     static func open(port: Int, path: String = "/ws", headers: HTTPFields = [:]) async throws -> StompTestClient {
         let client = StompTestClient(url: "ws://127.0.0.1:\(port)\(path)", headers: headers)
-        guard await client.opened.next(timeout: .seconds(10)) == true else {
+        guard await client.opened.next(timeout: .seconds(30)) == true else {
             client.close()
             _ = try await client.task.value
             throw WebSocketClientError.webSocketUpgradeFailed
@@ -98,8 +98,31 @@ final class StompTestClient: Sendable {
         return await frames.next()
     }
 
+    /// The frames received up to and including the MESSAGE of notice `markerId`; all of them
+    /// if it does not come within `timeout` (or the connection ends first).
+    ///
+    /// The marker is a notice published after the ones under test: a connection receives in
+    /// order, and replay frames precede live ones, so anything else that is coming (a
+    /// duplicate, a notice that should not be replayed) has come when the marker does. That is
+    /// an absence check without a quiet window.
+    func frames(throughNotice markerId: String, timeout: Duration = .seconds(30)) async -> [StompFrame] {
+        let deadline = ContinuousClock.now + timeout
+        var received: [StompFrame] = []
+        while let frame = await frames.next(timeout: deadline - ContinuousClock.now) {
+            received.append(frame)
+            if frame.command == .message, frame.headers["notice-id"] == markerId { break }
+        }
+        return received
+    }
+
+    /// ``frames(throughNotice:timeout:)`` as the `notice-id` of each MESSAGE (any other frame
+    /// as its command, so that an unexpected one shows in the comparison).
+    func noticeIds(throughNotice markerId: String, timeout: Duration = .seconds(30)) async -> [String] {
+        await frames(throughNotice: markerId, timeout: timeout).map { $0.command == .message ? $0.headers["notice-id"] ?? "?" : "\($0.command)" }
+    }
+
     /// Whether the connection has ended (waiting up to `timeout`).
-    func waitUntilClosed(timeout: Duration = .seconds(10)) async -> Bool {
+    func waitUntilClosed(timeout: Duration = .seconds(30)) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if frames.isFinished { return true }

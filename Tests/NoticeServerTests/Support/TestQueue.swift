@@ -15,7 +15,9 @@ final class TestQueue<Element: Sendable>: Sendable {
     var isFinished: Bool { state.withLock { $0.finished && $0.items.isEmpty } }
 
     /// The next element, or `nil` if none came within `timeout` or the queue finished empty.
-    func next(timeout: Duration = .seconds(10)) async -> Element? {
+    /// The default is for things that must happen: generous, since a loaded two-core machine
+    /// may pause a test for seconds; it costs nothing when the element comes at once.
+    func next(timeout: Duration = .seconds(30)) async -> Element? {
         let deadline = ContinuousClock.now + timeout
         while true {
             let (item, finished): (Element?, Bool) = state.withLock { state in

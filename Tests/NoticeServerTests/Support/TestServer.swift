@@ -109,11 +109,11 @@ struct TestServer {
         }
     }
 
-    /// Waits (up to 20 s) until the server has stored `count` rows, reading through one
+    /// Waits (up to 30 s) until the server has stored `count` rows, reading through one
     /// connection of its own.
     func waitForStored(_ count: Int) async throws {
         let store = try openStore()
-        let deadline = ContinuousClock.now + .seconds(20)
+        let deadline = ContinuousClock.now + .seconds(30)
         var stored = try await store.count()
         while stored < count, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(20))
@@ -207,7 +207,7 @@ final class TestBroker: Sendable {
     }
 
     /// The next `count` messages of the consumed queue (settled), or fewer after `timeout`.
-    func take(_ count: Int, timeout: Duration = .seconds(10)) async -> [AMQPDelivery] {
+    func take(_ count: Int, timeout: Duration = .seconds(30)) async -> [AMQPDelivery] {
         let received = TestQueue<AMQPDelivery>()
         let reader = Task {
             for await batch in connection.deliveries {

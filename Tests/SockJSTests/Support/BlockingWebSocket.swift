@@ -43,7 +43,7 @@ final class BlockingWebSocket: @unchecked Sendable {
         request += "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
         if let origin { request += "Origin: \(origin)\r\n" }
         try write(Array((request + "\r\n").utf8))
-        setTimeout(seconds: 10)
+        setTimeout(seconds: 30)
         while !buffer.endsWithBytes(Array("\r\n\r\n".utf8)) {
             var byte: UInt8 = 0
             guard recv(fd, &byte, 1, 0) == 1 else { throw BlockingWebSocketError("no handshake answer") }
@@ -57,7 +57,7 @@ final class BlockingWebSocket: @unchecked Sendable {
     deinit { Glibc.close(fd) }
 
     /// The next text message, or nil if the server closed the connection or `timeout` passed.
-    func next(timeout: Duration = .seconds(10)) async -> String? {
+    func next(timeout: Duration = .seconds(30)) async -> String? {
         await withCheckedContinuation { continuation in
             queue.async { continuation.resume(returning: self.readMessage(timeout: timeout)) }
         }
@@ -65,7 +65,7 @@ final class BlockingWebSocket: @unchecked Sendable {
 
     /// Whether the server ends the connection (a close frame or EOF) within `timeout`,
     /// skipping text messages.
-    func closed(timeout: Duration = .seconds(10)) async -> Bool {
+    func closed(timeout: Duration = .seconds(30)) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if await next(timeout: deadline - ContinuousClock.now) == nil { return ContinuousClock.now < deadline }

@@ -22,7 +22,7 @@ enum HTTPTestClient {
         request.method = method
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let body { request.body = .bytes(ByteBuffer(string: body)) }
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
         let bytes = try await response.body.collect(upTo: 1 << 22)
         return HTTPResult(status: Int(response.status.code), headers: response.headers, body: String(buffer: bytes))
     }
@@ -76,12 +76,12 @@ final class HTTPStream: Sendable {
     subscript(_ name: String) -> String? { headers.first(name: name) }
 
     /// The next piece, or nil when the body ended (or nothing came within `timeout`).
-    func next(timeout: Duration = .seconds(10)) async -> String? {
+    func next(timeout: Duration = .seconds(30)) async -> String? {
         await pieces.next(timeout: timeout)
     }
 
     /// Whether the body ended (waiting up to `timeout` for it), with nothing more to read.
-    func ended(timeout: Duration = .seconds(10)) async -> Bool {
+    func ended(timeout: Duration = .seconds(30)) async -> Bool {
         await pieces.next(timeout: timeout) == nil && pieces.isFinished
     }
 
@@ -96,7 +96,7 @@ final class PieceQueue: Sendable {
     func finish() { state.withLock { $0.finished = true } }
     var isFinished: Bool { state.withLock { $0.finished && $0.items.isEmpty } }
 
-    func next(timeout: Duration = .seconds(10)) async -> String? {
+    func next(timeout: Duration = .seconds(30)) async -> String? {
         let deadline = ContinuousClock.now + timeout
         while true {
             let (item, finished): (String?, Bool) = state.withLock { state in
