@@ -26,7 +26,8 @@ import Testing
                 try await Task.sleep(for: .milliseconds(10))
             }
         }
-        try await Task.sleep(for: .milliseconds(800))
+        // Mid-flow: once some are stored (publishing takes 3 s at least).
+        try await server.waitForStored(30)
         _ = try await rabbitmqctl("stop_app")
         try await Task.sleep(for: .seconds(2))
         _ = try await rabbitmqctl("start_app")
@@ -45,9 +46,11 @@ import Testing
         }
         #expect(ids.count == count)
         #expect(Set(ids).count == count)
-        #expect(await alice.frames.next(timeout: .milliseconds(500)) == nil)
+        // Nothing more (no redelivery pushed twice): a notice published now is the next frame.
+        try await publisher.publish(#"{"id":\#(count + 1),"userId":1,"title":"marker"}"#, to: queue)
+        #expect(await alice.noticeIds(throughNotice: String(count + 1)) == [String(count + 1)])
         #expect(try await server.get("/health/ready").status == 200)
-        #expect(try await server.storedCount() == count)
+        #expect(try await server.storedCount() == count + 1)
         alice.close()
         await publisher.close()
         try await server.stop()
@@ -60,6 +63,17 @@ import Testing
 /// among them).
 func rabbitmqctl(_ arguments: String...) async throws -> String {
     try await offThePool { try rabbitmqctl(arguments: arguments) }
+}
+
+/// A queue's ready and unacknowledged message counts, as the broker reports them.
+func queueCounts(_ queue: String) async throws -> (ready: Int, unacked: Int) {
+    let line = try await rabbitmqctl("list_queues", "-q", "name", "messages_ready", "messages_unacknowledged")
+        .split(separator: "\n").first { $0.hasPrefix(queue + "\t") }
+    let fields = line?.split(separator: "\t") ?? []
+    guard fields.count == 3, let ready = Int(fields[1]), let unacked = Int(fields[2]) else {
+        throw TestFailure("queue \(queue) not listed by rabbitmqctl")
+    }
+    return (ready, unacked)
 }
 
 func rabbitmqctl(arguments: [String]) throws -> String {

@@ -38,15 +38,19 @@ extension FaultTests {
             #expect(ready.body.contains(#""store":"PostgreSQL"#), "\(ready.body)")
 
             for id in 6...25 { try await publisher.publish(#"{"id":\#(id),"userId":1}"#, to: queue) }
-            try await Task.sleep(for: .seconds(3))
-            // Consumed up to the prefetch, but none acked: all 20 still belong to the queue.
-            let counts = try await queueCounts(queue)
+            // Consumed (up to the prefetch), but none acked: all 20 still belong to the queue.
+            var counts = try await queueCounts(queue)
+            let consumed = ContinuousClock.now + .seconds(30)
+            while counts.unacked == 0, ContinuousClock.now < consumed {
+                try await Task.sleep(for: .milliseconds(200))
+                counts = try await queueCounts(queue)
+            }
             #expect(counts.ready + counts.unacked == 20, "\(counts)")
             #expect(counts.unacked > 0, "the service should hold the deliveries while it retries: \(counts)")
             #expect(await alice.frames.next(timeout: .milliseconds(200)) == nil)
             // The pipeline's own failure shows once its first attempt gives up (5 s, plus up to
             // 2 s asking the server why).
-            let failing = ContinuousClock.now + .seconds(20)
+            let failing = ContinuousClock.now + .seconds(40)
             repeat {
                 ready = try await readiness(port: port)
                 if ready.body.contains("PostgreSQL insert failed") { break }
@@ -65,15 +69,17 @@ extension FaultTests {
             received += 1
         }
         #expect(received == 20)
-        #expect(await alice.frames.next(timeout: .milliseconds(500)) == nil)
+        // Each once: a notice published now is the next frame.
+        try await publisher.publish(#"{"id":26,"userId":1}"#, to: queue)
+        #expect(await alice.noticeIds(throughNotice: "26") == ["26"])
         let deadline = ContinuousClock.now + .seconds(30)
         while try await readiness(port: port).status != 200, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(200))
         }
         #expect(try await readiness(port: port).status == 200)
-        #expect(try await TestPostgres.psql(database.url, "SELECT count(*) FROM notice") == "25")
+        #expect(try await TestPostgres.psql(database.url, "SELECT count(*) FROM notice") == "26")
         var counts = try await queueCounts(queue)
-        let drained = ContinuousClock.now + .seconds(10)
+        let drained = ContinuousClock.now + .seconds(30)
         while counts.ready + counts.unacked > 0, ContinuousClock.now < drained {
             try await Task.sleep(for: .milliseconds(100))
             counts = try await queueCounts(queue)
@@ -88,15 +94,6 @@ extension FaultTests {
         return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
     }
 
-    func queueCounts(_ queue: String) async throws -> (ready: Int, unacked: Int) {
-        let line = try await rabbitmqctl("list_queues", "-q", "name", "messages_ready", "messages_unacknowledged")
-            .split(separator: "\n").first { $0.hasPrefix(queue + "\t") }
-        let fields = line?.split(separator: "\t") ?? []
-        guard fields.count == 3, let ready = Int(fields[1]), let unacked = Int(fields[2]) else {
-            throw TestFailure("queue \(queue) not listed by rabbitmqctl")
-        }
-        return (ready, unacked)
-    }
 }
 
 /// The local Debian PostgreSQL cluster behind a test URL, stopped and started with
