@@ -16,9 +16,19 @@ import Testing
         try await broker.publish(#"{"id":2,"userId":1}"#, to: server.configuration.queue)
         #expect(await alice.frames.next()?.command == .message)
         #expect(await alice.frames.next()?.command == .message)
-        try await Task.sleep(for: .milliseconds(300))
 
-        let metrics = try await server.get("/metrics")
+        // A frame can reach the client before the counters behind it are recorded (the push
+        // counts after its write returns): read until they are, then check each exactly.
+        let expected: [(String, Double)] = [
+            ("notice_consumed_total", 3), ("notice_stored_total", 2), ("notice_dead_lettered_total", 1),
+            ("notice_pushed_total", 2), ("notice_push_latency_seconds_count", 2),
+        ]
+        var metrics = try await server.get("/metrics")
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !expected.allSatisfy({ Self.value(metrics.body, $0.0) == $0.1 }), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+            metrics = try await server.get("/metrics")
+        }
         #expect(metrics.status == 200)
         let text = metrics.body
         #expect(Self.value(text, "notice_consumed_total") == 3)
