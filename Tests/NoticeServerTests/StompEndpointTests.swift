@@ -63,8 +63,11 @@ import Testing
 
     @Test func connectionWithoutConnectIsClosed() async throws {
         let server = try await TestServer.start(TestServer.settings(), connectTimeout: .seconds(1))
+        // Before the connection exists: its timer cannot start earlier.
+        let opened = ContinuousClock.now
         let client = try await server.client()
-        let error = try #require(await client.frames.next(timeout: .seconds(5)))
+        let error = try #require(await client.frames.next(timeout: .seconds(30)))
+        #expect(ContinuousClock.now - opened >= .seconds(1), "not before the connect timeout")
         #expect(error.headers["message"] == "connect timeout")
         #expect(await client.waitUntilClosed())
         try await server.stop()
@@ -107,10 +110,14 @@ import Testing
         let server = try await TestServer.start(settings)
         let client = try await server.client()
         // The client promises a beat every 2 s and wants one every 500 ms: the server beats
-        // several times, then closes it 4 s after its last word (slack for a loaded machine).
+        // several times, then closes it once it has heard nothing for twice 2 s. The client's
+        // last word is its CONNECT, sent after `spoke`: the close cannot come sooner than 4 s
+        // after it; the upper bound only has to catch a session never closed.
+        let spoke = ContinuousClock.now
         let connected = try #require(await client.connect(token: "alice", heartBeat: "2000,500"))
         #expect(connected.headers["heart-beat"] == "500,2000")
-        let error = try #require(await client.frames.next(timeout: .seconds(12)))
+        let error = try #require(await client.frames.next(timeout: .seconds(30)))
+        #expect(ContinuousClock.now - spoke >= .seconds(4), "not before twice the client's heart-beat")
         #expect(error.headers["message"] == "heart-beat timeout")
         #expect(client.heartBeats.count >= 1)
         #expect(await client.waitUntilClosed())
@@ -129,7 +136,14 @@ import Testing
         #expect(await third.connect(token: "alice")?.headers["message"] == "too many sessions")
         first.close()
         #expect(await first.waitUntilClosed())
-        try await Task.sleep(for: .milliseconds(200))
+        // The server has let the first go once its session gauge drops to the second's one
+        // (it drops after the hub's unregistering): only then is there room for another.
+        let released = ContinuousClock.now + .seconds(30)
+        while try await MetricsTests.value(server.get("/metrics").body, #"notice_sessions{transport="websocket"}"#) != 1,
+            ContinuousClock.now < released
+        {
+            try await Task.sleep(for: .milliseconds(20))
+        }
         let fourth = try await server.client()
         #expect(await fourth.connect(token: "alice")?.command == .connected)
         second.close()
@@ -205,7 +219,7 @@ import Testing
         try socket.send(opcode: 0x8, [0x03, 0xE8])
         let close = try #require(socket.readFrame())
         #expect(close.opcode == 0x8 && close.payload == [0x03, 0xE8])
-        #expect(socket.drainUntilClosed(timeout: .seconds(5)))
+        #expect(socket.drainUntilClosed(timeout: .seconds(30)))
         try await server.stop()
     }
 
@@ -227,7 +241,7 @@ import Testing
         }
         #expect(try await gauges() == (5, 5))
         sockets.removeAll()  // closes the five sockets
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(30)
         var now = try await gauges()
         while now != (0, 0), ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(50))
@@ -317,7 +331,11 @@ final class CapturingLogHandler: LogHandler, Sendable {
         let slow = try RawWebSocket(port: server.port)
         try slow.sendText("CONNECT\naccept-version:1.2\nheart-beat:0,0\nAuthorization:Bearer alice\n\n\0")
         try slow.sendText("SUBSCRIBE\nid:0\ndestination:/notice/1/remind\nreceipt:r\n\n\0")
-        try await Task.sleep(for: .milliseconds(300))
+        // Subscribed once its RECEIPT is here (after CONNECTED); from then on it reads nothing.
+        let receipt = try #require(slow.readFrame(), "no CONNECTED")
+        #expect(String(decoding: receipt.payload, as: UTF8.self).hasPrefix("CONNECTED"))
+        let subscribed = try #require(slow.readFrame(), "no RECEIPT")
+        #expect(String(decoding: subscribed.payload, as: UTF8.self).hasPrefix("RECEIPT"))
 
         let broker = await TestBroker()
         let content = String(repeating: "x", count: 8_000)
@@ -326,14 +344,21 @@ final class CapturingLogHandler: LogHandler, Sendable {
             try await broker.publish(#"{"id":\#(id),"userId":1,"content":"\#(content)"}"#, to: server.configuration.queue)
         }
         var received = 0
-        while received < count, let frame = await bystander.frames.next(timeout: .seconds(20)) {
+        while received < count, let frame = await bystander.frames.next(timeout: .seconds(30)) {
             if frame.command == .message { received += 1 }
         }
         #expect(received == count)
         // 6.4 MB were sent to a socket that reads nothing; past the grace period the server
-        // gives up on it (reading only afterwards, to see the close).
-        try await Task.sleep(for: .seconds(5))
-        #expect(slow.drainUntilClosed(timeout: .seconds(20)))
+        // gives up on it: its session ends (the gauge drops to the bystander's one) while the
+        // socket is still unread. Only then is it read, to see the close.
+        let cutOff = ContinuousClock.now + .seconds(60)
+        while try await MetricsTests.value(server.get("/metrics").body, #"notice_sessions{transport="websocket"}"#) != 1,
+            ContinuousClock.now < cutOff
+        {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(try await MetricsTests.value(server.get("/metrics").body, #"notice_sessions{transport="websocket"}"#) == 1)
+        #expect(slow.drainUntilClosed(timeout: .seconds(30)))
         bystander.close()
         await broker.close()
         try await server.stop()
@@ -359,7 +384,7 @@ final class CapturingLogHandler: LogHandler, Sendable {
         let socket = try RawWebSocket(port: server.port, receiveBuffer: 65_536)
         try socket.sendBinary(Array("CONNECT\naccept-version:1.2\nAuthorization:Bearer alice\n\n\0".utf8))
         try socket.sendBinary(Array("SEND\ndestination:/app/".utf8) + [0xC3, 0x28] + Array("\n\n\0".utf8))
-        #expect(socket.drainUntilClosed(timeout: .seconds(10)))
+        #expect(socket.drainUntilClosed(timeout: .seconds(30)))
         try await server.stop()
     }
 }
