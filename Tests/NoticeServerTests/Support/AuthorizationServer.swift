@@ -76,6 +76,7 @@ final class AuthorizationServer: Sendable {
     }
 
     func revoke(_ token: String) { _ = state.withLock { $0.tokens.removeValue(forKey: token) } }
+    /// Requests are answered `delay` after they arrived (also those already waiting).
     func setDelay(_ delay: Duration) { state.withLock { $0.delay = delay } }
     func setFailing(_ failing: Bool) { state.withLock { $0.failing = failing } }
 
@@ -85,11 +86,15 @@ final class AuthorizationServer: Sendable {
     }
 
     private func answer(_ request: Request, spring: Bool) async throws -> Response {
-        let (delay, failing) = state.withLock { state in
+        let failing = state.withLock { state in
             state.requests += 1
-            return (state.delay, state.failing)
+            return state.failing
         }
-        if delay > .zero { try await Task.sleep(for: delay) }
+        // Held for the delay as it is set now: a test that lowers it lets waiting requests go.
+        let arrived = ContinuousClock.now
+        while ContinuousClock.now - arrived < state.withLock({ $0.delay }) {
+            try await Task.sleep(for: .milliseconds(20))
+        }
         if failing { return Response(status: .internalServerError) }
         guard request.headers[.authorization] == "Basic " + Data("notice:s3cret".utf8).base64EncodedString() else {
             return Response(status: .unauthorized)
