@@ -53,7 +53,7 @@ import FoundationNetworking
         #expect(error.headers["message"] == "unauthorized")
         // After the ERROR (in an `a` frame), the SockJS session ends with a close frame.
         var letters: [String] = []
-        while let letter = await client.sockJSFrames.next(timeout: .seconds(5)) {
+        while let letter = await client.sockJSFrames.next(timeout: .seconds(30)) {
             letters.append(letter)
             if letter == "c" { break }
         }
