@@ -83,12 +83,20 @@ extension FaultTests {
         let second = try ServiceProcess(settings: settings, port: port + 1)
         try await second.waitUntilReady()
         try await store.waitForCount(count, timeout: .seconds(60))
-        try await Task.sleep(for: .milliseconds(500))
-        #expect(try await store.count() == count)
-        #expect(try store.distinctTitles() == count)
-        // The queue is drained: nothing ready, nothing unacked.
-        let line = try await rabbitmqctl("list_queues", "-q", "name", "messages").split(separator: "\n").first { $0.hasPrefix(queue + "\t") }
-        #expect(line.map(String.init) == "\(queue)\t0")
+        // Nothing stored twice: a notice published now comes after every redelivery in the
+        // queue, so once it is stored they have all been handled.
+        try await publisher.publish(#"{"id":999999,"userId":1,"title":"marker"}"#, to: queue)
+        try await store.waitForCount(count + 1, timeout: .seconds(60))
+        #expect(try await store.count() == count + 1)
+        #expect(try store.distinctTitles() == count + 1)
+        // The queue is drained: nothing ready, nothing unacked (acks follow commits).
+        var counts = try await queueCounts(queue)
+        let drained = ContinuousClock.now + .seconds(30)
+        while counts.ready + counts.unacked > 0, ContinuousClock.now < drained {
+            try await Task.sleep(for: .milliseconds(100))
+            counts = try await queueCounts(queue)
+        }
+        #expect(counts.ready + counts.unacked == 0, "\(counts)")
         second.kill(SIGTERM)
         await publisher.close()
         try await store.close()
