@@ -156,12 +156,28 @@ import Testing
         let server = try await EchoServer.start()
         let url = session(server)
         #expect(try await HTTPTestClient.post(url + "/xhr").body == "o\n")
-        let waiting = try await HTTPTestClient.stream(.POST, url + "/xhr", delimiter: "\n")
-        try await Task.sleep(for: .milliseconds(250))
-        let second = try await HTTPTestClient.post(url + "/xhr")
-        #expect(second.status == 200)
-        #expect(second.body == "c[2010,\"Another connection still open\"]\n")
-        // The waiting poll still gets the next message.
+        // Two polls at once: whichever attaches second is told so at once and ends; the one
+        // that attached waits, and still gets the next message. Which is which is the
+        // scheduler's business, not the test's.
+        let polls = [
+            try await HTTPTestClient.stream(.POST, url + "/xhr", delimiter: "\n"),
+            try await HTTPTestClient.stream(.POST, url + "/xhr", delimiter: "\n"),
+        ]
+        #expect(polls.allSatisfy { $0.status == 200 })
+        var refused = 0
+        var answer: String?
+        let deadline = ContinuousClock.now + .seconds(30)
+        polling: while ContinuousClock.now < deadline {
+            for (index, poll) in polls.enumerated() {
+                if let piece = await poll.next(timeout: .milliseconds(10)) {
+                    (refused, answer) = (index, piece)
+                    break polling
+                }
+            }
+        }
+        #expect(answer == "c[2010,\"Another connection still open\"]\n")
+        #expect(await polls[refused].ended())
+        let waiting = polls[1 - refused]
         #expect(try await HTTPTestClient.post(url + "/xhr_send", body: #"["b"]"#).status == 204)
         #expect(await waiting.next() == "a[\"b\"]\n")
         try await server.stop()
@@ -307,27 +323,40 @@ import Testing
         configuration.heartbeatInterval = .milliseconds(600)
         let server = try await EchoServer.start(configuration)
         let url = session(server)
+        // Before the open frame is written: the interval counts from it, so the heartbeat
+        // cannot come sooner than 600 ms after this.
+        let started = ContinuousClock.now
         let stream = try await HTTPTestClient.stream(.POST, url + "/xhr_streaming", delimiter: "\n")
         _ = await stream.next()
         #expect(await stream.next() == "o\n")
-        // 600 ms here (25 s by default).
-        #expect(await stream.next(timeout: .seconds(3)) == "h\n")
+        // 600 ms here (25 s by default); the upper bound only has to catch a missing heartbeat.
+        #expect(await stream.next(timeout: .seconds(30)) == "h\n")
+        #expect(ContinuousClock.now - started >= .milliseconds(600))
         stream.cancel()
         try await server.stop()
     }
 
     @Test func sessionOutlivesItsReceiverByTheDisconnectDelayAndKeepsMessages() async throws {
-        let server = try await EchoServer.start()
+        var configuration = EchoServer.testConfiguration
+        // Long enough that one request between two polls never outlasts it on a busy machine.
+        configuration.disconnectDelay = .seconds(5)
+        let server = try await EchoServer.start(configuration)
         let url = session(server)
         #expect(try await HTTPTestClient.post(url + "/xhr").body == "o\n")
         // Queued while no receiver is attached: the next receiver gets them.
         #expect(try await HTTPTestClient.post(url + "/xhr_send", body: #"["kept"]"#).status == 204)
-        try await Task.sleep(for: .milliseconds(200))
+        // Before the last poll, so before its receiver detaches: the delay counts from then.
+        let lastPoll = ContinuousClock.now
         #expect(try await HTTPTestClient.post(url + "/xhr").body == "a[\"kept\"]\n")
-        // After the disconnect delay (2 s here) without a receiver the session is gone.
-        try await Task.sleep(for: .milliseconds(3500))
-        #expect(try await HTTPTestClient.post(url + "/xhr_send", body: #"["late"]"#).status == 404)
+        // Without a receiver for the disconnect delay the session is forgotten: not sooner,
+        // and (the reaper runs every second) soon after.
+        let deadline = ContinuousClock.now + .seconds(30)
+        while server.echo.sessionCount > 0, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
         #expect(server.echo.sessionCount == 0)
+        #expect(ContinuousClock.now - lastPoll >= .seconds(5), "not before the disconnect delay")
+        #expect(try await HTTPTestClient.post(url + "/xhr_send", body: #"["late"]"#).status == 404)
         try await server.stop()
     }
 
@@ -357,19 +386,34 @@ import Testing
 extension SockJSProtocolTests {
     @Test func abortedStreamingReceiverIsNoticed() async throws {
         let server = try await EchoServer.start()
-        let url = session(server)
-        // The first receiver is curl, which drops the connection after 1.5 s.
+        let id = UUID().uuidString
+        let url = server.base + "/000/" + id
+        // The first receiver is curl; once it has written the open frame out it holds the
+        // session, and then it is killed: the connection drops mid-response.
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("sockjs-curl-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: output) }
         let curl = Process()
         curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        curl.arguments = ["-s", "-N", "-o", "/dev/null", "-X", "POST", "-m", "1.5", url + "/xhr_streaming"]
+        curl.arguments = ["-s", "-N", "-o", output.path, "-X", "POST", "-m", "120", url + "/xhr_streaming"]
         try curl.run()
-        try await Task.sleep(for: .milliseconds(700))
+        defer { if curl.isRunning { kill(curl.processIdentifier, SIGKILL) } }
+        let attached = ContinuousClock.now + .seconds(30)
+        while !((try? String(contentsOf: output, encoding: .utf8)) ?? "").contains("\no\n"), ContinuousClock.now < attached {
+            try await Task.sleep(for: .milliseconds(20))
+        }
         let second = try await HTTPTestClient.stream(.POST, url + "/xhr_streaming", delimiter: "\n")
         _ = await second.next()
         #expect(await second.next() == "c[2010,\"Another connection still open\"]\n")
         #expect(await second.ended())
-        while curl.isRunning { try await Task.sleep(for: .milliseconds(50)) }
-        try await Task.sleep(for: .milliseconds(200))
+        // SIGKILL: children of Foundation's Process may ignore SIGTERM.
+        kill(curl.processIdentifier, SIGKILL)
+        curl.waitUntilExit()
+        // The server notices the dropped receiver: the session is closed as interrupted.
+        let noticed = ContinuousClock.now + .seconds(30)
+        while server.echo.existingSession(id: id).map({ !$0.isClosed }) ?? false, ContinuousClock.now < noticed {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(server.echo.existingSession(id: id)?.isClosed ?? true)
         // sockjs-protocol: after an aborted receiver, a new one gets a new session or 1002.
         let third = try await HTTPTestClient.stream(.POST, url + "/xhr_streaming", delimiter: "\n")
         _ = await third.next()

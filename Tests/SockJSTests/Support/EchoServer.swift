@@ -15,12 +15,13 @@ struct EchoServer {
 
     /// The test suite's settings: a short disconnect delay and a 4 KiB response limit. The
     /// heartbeat stays long: a heartbeat ends a waiting poll, so a short one would race every
-    /// test that holds a poll open on a busy machine (the heartbeat test sets its own).
+    /// test that holds a poll open on a busy machine (the heartbeat test sets its own). The
+    /// disconnect delay is what a test's requests between two polls must stay within; longer
+    /// would lengthen every stop, which waits for sessions left open (up to 5 s).
     static var testConfiguration: SockJSConfiguration {
         var configuration = SockJSConfiguration()
         configuration.responseLimit = 4096
         configuration.heartbeatInterval = .seconds(30)
-        // Long enough that a test's requests between two polls never outlast it on a busy machine.
         configuration.disconnectDelay = .seconds(2)
         configuration.maxQueuedBytes = 16 * 1024
         configuration.maxMessageBytes = 8 * 1024
