@@ -21,7 +21,7 @@ import Testing
             _ = try await store.insert([NoticeRow(noticeId: id, recipient: "u", payload: #"{"id":"\#(id)"}"#, createdAt: id)])
         }
         #expect(fileSize(path + "-wal") < SQLiteCheckpointer.backstopPages * 4096)
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(30)
         while fileSize(path) <= before, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(10))
         }

@@ -18,7 +18,7 @@ import Testing
         )
     }
 
-    func take(_ count: Int, from connection: RabbitMQConnection, timeout: Duration = .seconds(10)) async throws -> [AMQPDelivery] {
+    func take(_ count: Int, from connection: RabbitMQConnection, timeout: Duration = .seconds(30)) async throws -> [AMQPDelivery] {
         try await withThrowingTaskGroup(of: [AMQPDelivery].self) { group in
             group.addTask {
                 var received: [AMQPDelivery] = []
@@ -183,7 +183,11 @@ import Testing
             logger: logger
         )
         connection.start()
-        try await Task.sleep(for: .milliseconds(300))
+        // Its first attempt fails at once (nothing listens); wait until it says so.
+        let deadline = ContinuousClock.now + .seconds(30)
+        while connection.lastError == nil, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
         #expect(!connection.isConnected)
         #expect(connection.lastError != nil)
         await #expect(throws: AMQPError.self) {

@@ -96,27 +96,43 @@ import Testing
         #expect(endpoint.calls.load(ordering: .relaxed) == 1)
     }
 
+    /// Checks `token` until the endpoint is asked a second time (the cached answer expired);
+    /// how long after `started` that was.
+    func timeUntilAskedAgain(_ cache: TokenIntrospector, _ endpoint: Endpoint, token: String, since started: ContinuousClock.Instant) async throws -> Duration {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while endpoint.calls.load(ordering: .relaxed) < 2, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+            _ = await cache.check(token)
+        }
+        return ContinuousClock.now - started
+    }
+
     @Test func positiveAnswersLastUntilExpAtMost() async throws {
-        let endpoint = Endpoint { _ in .active(userId: "1", expiresAt: 1_800_000_001, scopes: []) }
-        let cache = introspector(endpoint)
+        // `exp` is 3 s after the introspector's "now"; the TTL alone would keep it an hour.
+        let endpoint = Endpoint { _ in .active(userId: "1", expiresAt: 1_800_000_003, scopes: []) }
+        let cache = introspector(endpoint, ttl: .seconds(3600))
+        // Before the first answer: its validity cannot end sooner than 3 s after this.
+        let started = ContinuousClock.now
         _ = await cache.check("t")
         _ = await cache.check("t")
+        // A window wide enough that a busy machine cannot stretch two back-to-back checks past it.
         #expect(endpoint.calls.load(ordering: .relaxed) == 1)
-        try await Task.sleep(for: .milliseconds(1100))
-        _ = await cache.check("t")
-        #expect(endpoint.calls.load(ordering: .relaxed) == 2)
+        let expiredAfter = try await timeUntilAskedAgain(cache, endpoint, token: "t", since: started)
+        #expect(endpoint.calls.load(ordering: .relaxed) == 2, "asked again once exp passed, not after the TTL")
+        #expect(expiredAfter >= .seconds(3), "not before exp")
     }
 
     @Test func negativeAnswersAreCachedBriefly() async throws {
         let endpoint = Endpoint { _ in .denied(reason: "no") }
         // A window wide enough that a busy machine cannot stretch two back-to-back checks past it.
-        let cache = introspector(endpoint, negative: .seconds(2))
+        let cache = introspector(endpoint, negative: .seconds(3))
+        let started = ContinuousClock.now
         _ = await cache.check("bad")
         _ = await cache.check("bad")
         #expect(endpoint.calls.load(ordering: .relaxed) == 1)
-        try await Task.sleep(for: .milliseconds(2_500))
-        _ = await cache.check("bad")
-        #expect(endpoint.calls.load(ordering: .relaxed) == 2)
+        let expiredAfter = try await timeUntilAskedAgain(cache, endpoint, token: "bad", since: started)
+        #expect(endpoint.calls.load(ordering: .relaxed) == 2, "asked again once the negative TTL passed")
+        #expect(expiredAfter >= .seconds(3), "not before the negative TTL")
     }
 
     @Test func metricsCountRequestsByOutcomeAndCacheHits() async throws {
