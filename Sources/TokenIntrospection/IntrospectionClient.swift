@@ -18,6 +18,10 @@ public struct IntrospectionClient: Sendable {
         self.now = now
     }
 
+    /// The latest `exp` an answer is taken to have (9999-12-31T23:59:59Z): a later one, up to
+    /// `Int64.max`, is read as this, so that no caller's arithmetic on it can overflow.
+    public static let maxExpiresAt: Int64 = 253_402_300_799
+
     public func introspect(_ token: String) async -> IntrospectionResult {
         var request = HTTPClientRequest(url: configuration.url)
         request.method = .POST
@@ -68,7 +72,7 @@ public struct IntrospectionClient: Sendable {
         if let exp = claims["exp"] {
             guard let seconds = exp.integer else { return .denied(reason: "introspection answer has a malformed 'exp'") }
             guard seconds > now() else { return .denied(reason: "token expired") }
-            expiresAt = seconds
+            expiresAt = min(seconds, Self.maxExpiresAt)
         }
         guard let userId = configuration.userIdClaims.lazy.compactMap({ claims[$0]?.userId }).first else {
             return .denied(reason: "no user id claim among \(configuration.userIdClaims.joined(separator: ","))")

@@ -1,15 +1,25 @@
 /// Who a valid access token belongs to.
 public struct Principal: Sendable, Hashable {
     public var userId: String
-    /// Unix time in seconds at which the token expires, if it does.
+    /// Unix time in seconds at which the token expires, if it does: within
+    /// `0...maxExpiresAt`, so that it converts to milliseconds (or nanoseconds from now) without
+    /// overflow.
     public var expiresAt: Int64?
     public var scopes: Set<String>
 
+    /// 9999-12-31T23:59:59Z. Identity providers issue tokens "for ever" with `exp` values up to
+    /// `Int64.max`; later than this is the same as this.
+    public static let maxExpiresAt: Int64 = 253_402_300_799
+
+    /// `expiresAt` is bounded to `0...maxExpiresAt`.
     public init(userId: String, expiresAt: Int64? = nil, scopes: Set<String> = []) {
         self.userId = userId
-        self.expiresAt = expiresAt
+        self.expiresAt = expiresAt.map { min(max($0, 0), Self.maxExpiresAt) }
         self.scopes = scopes
     }
+
+    /// ``expiresAt`` in Unix milliseconds.
+    public var expiresAtMillis: Int64? { expiresAt.map { $0 * 1000 } }
 }
 
 /// Checks OAuth2 access tokens (the CONNECT check, SPEC §4–5).

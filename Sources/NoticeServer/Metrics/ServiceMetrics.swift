@@ -13,6 +13,9 @@ struct ServiceMetrics: Sendable {
     let pushLatency: CoreMetrics.Timer
     let webSocketConnections: CoreMetrics.Meter
     let webSocketSessions: CoreMetrics.Meter
+    /// STOMP connection objects not yet freed, whatever their state: returns to the number of
+    /// open connections once closed ones are released (a leak shows as a gap between the two).
+    let connectionObjects: CoreMetrics.Meter
     private let factory: any MetricsFactory
 
     init(factory: any MetricsFactory) {
@@ -25,6 +28,7 @@ struct ServiceMetrics: Sendable {
         pushLatency = CoreMetrics.Timer(label: "notice_push_latency_seconds", dimensions: [], factory: factory)
         webSocketConnections = CoreMetrics.Meter(label: "notice_connections", dimensions: [("transport", "websocket")], factory: factory)
         webSocketSessions = CoreMetrics.Meter(label: "notice_sessions", dimensions: [("transport", "websocket")], factory: factory)
+        connectionObjects = CoreMetrics.Meter(label: "notice_stomp_connection_objects", dimensions: [], factory: factory)
     }
 
     /// Open transport connections (SockJS: sessions) of `transport`.

@@ -116,6 +116,8 @@ final class StompConnection: NoticeSink {
         var expiry: Scheduled<Void>?
         var slowReader: Scheduled<Void>?
         var heartBeat: RepeatedTask?
+        /// The driver has ended: no timer is set any more (each would hold the connection).
+        var stopped = false
 
         mutating func cancelAll() {
             connectTimeout?.cancel()
@@ -123,6 +125,7 @@ final class StompConnection: NoticeSink {
             slowReader?.cancel()
             heartBeat?.cancel()
             self = Timers()
+            stopped = true
         }
     }
 
@@ -131,6 +134,11 @@ final class StompConnection: NoticeSink {
         self.transport = transport
         self.handshakeToken = handshakeToken
         self.environment = environment
+        environment.metrics.connectionObjects.increment()
+    }
+
+    deinit {
+        environment.metrics.connectionObjects.decrement()
     }
 
     /// The driver's pending events and, between bursts, its state.
@@ -177,7 +185,10 @@ final class StompConnection: NoticeSink {
             let check = eventLoop.scheduleTask(in: .nanoseconds(Self.nanos(environment.slowReaderGrace) + 1_000_000)) {
                 self.checkSlowReader()
             }
-            timers.withLock { $0.slowReader?.cancel(); $0.slowReader = check }
+            timers.withLock {
+                $0.slowReader?.cancel()
+                if $0.stopped { check.cancel() } else { $0.slowReader = check }
+            }
         }
         guard !deliverNow(notice, bytes: size) else { return }
         post(.notice(notice, bytes: size))
@@ -228,9 +239,15 @@ final class StompConnection: NoticeSink {
         return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
     }
 
-    private static func nanos(_ duration: Duration) -> Int64 {
-        duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
+    /// `duration` in nanoseconds, saturating at `Int64.max` (about 292 years).
+    static func nanos(_ duration: Duration) -> Int64 {
+        let (seconds, overflow) = duration.components.seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        guard !overflow else { return duration < .zero ? .min : .max }
+        return seconds.addingReportingOverflow(duration.components.attoseconds / 1_000_000_000).overflow
+            ? .max : seconds + duration.components.attoseconds / 1_000_000_000
     }
+
+    private static func nowMillis() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
     func close(message: String, detail: String) {
         post(.close(message: message, detail: detail))
@@ -241,10 +258,26 @@ final class StompConnection: NoticeSink {
     /// A `.tick` after `delay` (replacing the previous one of the same kind).
     private func tick(after delay: Duration, _ slot: WritableKeyPath<Timers, Scheduled<Void>?>) {
         let scheduled = eventLoop.scheduleTask(in: .nanoseconds(Self.nanos(delay))) { self.post(.tick) }
+        set(scheduled, slot)
+    }
+
+    /// Keeps `scheduled` in `slot`, cancelling what was there; cancels it instead once stopped.
+    private func set(_ scheduled: Scheduled<Void>, _ slot: WritableKeyPath<Timers, Scheduled<Void>?>) {
         timers.withLock {
             $0[keyPath: slot]?.cancel()
-            $0[keyPath: slot] = scheduled
+            if $0.stopped { scheduled.cancel() } else { $0[keyPath: slot] = scheduled }
         }
+    }
+
+    /// A `.tick` once the token has expired (at `expiresAt`, Unix ms), in steps of at most a
+    /// day: a token valid for centuries needs no timer that far ahead.
+    private func armExpiry(atMillis expiresAt: Int64) {
+        let remaining = max(0, expiresAt - Self.nowMillis()) + 1
+        let step = min(remaining, 86_400_000)
+        let scheduled = eventLoop.scheduleTask(in: .milliseconds(step)) {
+            if step == remaining { self.post(.tick) } else { self.armExpiry(atMillis: expiresAt) }
+        }
+        set(scheduled, \.expiry)
     }
 
     /// A `.tick` every `millis` while the session lives (`nil`: none).
@@ -256,12 +289,12 @@ final class StompConnection: NoticeSink {
         }
         timers.withLock {
             $0.heartBeat?.cancel()
-            $0.heartBeat = repeated
+            if $0.stopped { repeated?.cancel() } else { $0.heartBeat = repeated }
         }
     }
 
     /// Timers of a connected session: heart-beats if agreed, the token's expiry if it has one.
-    fileprivate func connected(heartBeat: HeartBeat.Agreement, expiresAt: Int64?) {
+    fileprivate func connected(heartBeat: HeartBeat.Agreement, expiresAtMillis: Int64?) {
         timers.withLock { $0.connectTimeout?.cancel() }
         let intervals = [heartBeat.serverSends, heartBeat.clientSends].filter { $0 > 0 }
         if let shortest = intervals.min() {
@@ -269,10 +302,7 @@ final class StompConnection: NoticeSink {
             tickMillis.store(millis, ordering: .relaxed)
             tickRepeatedly(everyMillis: millis)
         }
-        if let expiresAt {
-            let remaining = expiresAt * 1000 - Int64(Date().timeIntervalSince1970 * 1000)
-            tick(after: .milliseconds(max(0, remaining) + 1), \.expiry)
-        }
+        if let expiresAtMillis { armExpiry(atMillis: expiresAtMillis) }
     }
 
     // MARK: Driving
@@ -405,6 +435,9 @@ final class StompConnection: NoticeSink {
         }
         timers.withLock { $0.cancelAll() }
         await driver.finish()
+        // The closure holds this connection and its transport: kept, neither would ever be freed.
+        cancelDriver.withLock { $0 = nil }
+        mailbox.withLock { $0.burst = nil }
         let waiter = ending.withLock { state in
             state.ended = true
             defer { state.waiter = nil }
@@ -495,7 +528,7 @@ final class StompConnection: NoticeSink {
                     return await perform(session.fail("connect timeout", detail: "no CONNECT frame within \(environment.connectTimeout)"))
                 }
             case .connected:
-                if let expiresAt = session.principal?.expiresAt, Int64(Date().timeIntervalSince1970 * 1000) >= expiresAt * 1000 {
+                if let expiresAt = session.principal?.expiresAtMillis, StompConnection.nowMillis() >= expiresAt {
                     logger.info("token expired: closing the session")
                     return await perform(session.fail("token expired", detail: "the access token has expired; reconnect with a new one"))
                 }
@@ -545,7 +578,7 @@ final class StompConnection: NoticeSink {
                     environment.metrics.sessions(transport: connection.transport).increment()
                     guard await perform(session.authenticated(principal)) else { return false }
                     decoder.version = session.version
-                    connection.connected(heartBeat: session.heartBeat, expiresAt: principal.expiresAt)
+                    connection.connected(heartBeat: session.heartBeat, expiresAtMillis: principal.expiresAtMillis)
                     logger.info("stomp connected", metadata: ["stomp.version": "\(session.version.rawValue)"])
                 case .markDelivered(let keys):
                     for key in keys { environment.recorder.record(key) }
