@@ -42,6 +42,18 @@ public final class SockJSSession: Sendable {
         var idleSince: ContinuousClock.Instant? = .now
         var lastFrameAt: ContinuousClock.Instant = .now
         var heartbeatDue = false
+        /// Senders waiting for the outbox to drain (``sendWhenRoom(_:)``).
+        var roomWaiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        /// Waiters cancelled before they were registered.
+        var cancelledWaiters: Set<UInt64> = []
+        var nextWaiter: UInt64 = 0
+
+        /// Takes the waiters to resume (after the lock): the outbox drained, or the session closed.
+        mutating func takeRoomWaiters() -> [CheckedContinuation<Void, Never>] {
+            guard !roomWaiters.isEmpty else { return [] }
+            defer { roomWaiters = [:] }
+            return Array(roomWaiters.values)
+        }
     }
 
     /// The session id from the URL (WebSocket sessions get a private key instead).
@@ -72,30 +84,97 @@ public final class SockJSSession: Sendable {
 
     /// Queues `message` for the browser.
     public func send(_ message: String) throws(SockJSError) {
-        let wake: AsyncStream<Void>.Continuation? = try state.withLock { state throws(SockJSError) in
-            guard state.closeFrame == nil else { throw .sessionClosed }
-            state.outbox.append(message)
-            state.outboxBytes += message.utf8.count
-            guard state.outboxBytes <= configuration.maxQueuedBytes else {
-                state.outbox = []
-                state.outboxBytes = 0
-                state.closeFrame = .close(code: 1013, reason: "Too many messages queued")
-                state.wake?.yield()
-                inboundInput.finish()
-                throw .queueFull
+        var waiters: [CheckedContinuation<Void, Never>] = []
+        let wake: AsyncStream<Void>.Continuation?
+        do {
+            wake = try state.withLock { state throws(SockJSError) in
+                guard state.closeFrame == nil else { throw .sessionClosed }
+                state.outbox.append(message)
+                state.outboxBytes += message.utf8.count
+                guard state.outboxBytes <= configuration.maxQueuedBytes else {
+                    state.outbox = []
+                    state.outboxBytes = 0
+                    state.closeFrame = .close(code: 1013, reason: "Too many messages queued")
+                    state.wake?.yield()
+                    waiters = state.takeRoomWaiters()
+                    inboundInput.finish()
+                    throw .queueFull
+                }
+                return state.wake
             }
-            return state.wake
+        } catch {
+            for waiter in waiters { waiter.resume() }
+            throw error
         }
         wake?.yield()
     }
 
+    /// Queues `message` once the outbox has room for it, waiting meanwhile for a receiver to
+    /// take what is queued: a sender that has much to send (a replay) is paced by what the
+    /// browser drains, on every transport, instead of overflowing the queue. An empty outbox
+    /// takes any message. Throws ``SockJSError/sessionClosed`` once the session is closed (a
+    /// browser that stops polling is gone after the disconnect delay, which ends the wait).
+    public func sendWhenRoom(_ message: String) async throws(SockJSError) {
+        let size = message.utf8.count
+        while true {
+            enum Step { case sent(AsyncStream<Void>.Continuation?), wait, closed }
+            let step = state.withLock { state -> Step in
+                guard state.closeFrame == nil else { return .closed }
+                guard state.outbox.isEmpty || state.outboxBytes + size <= configuration.maxQueuedBytes else { return .wait }
+                state.outbox.append(message)
+                state.outboxBytes += size
+                return .sent(state.wake)
+            }
+            switch step {
+            case .sent(let wake):
+                wake?.yield()
+                return
+            case .closed:
+                throw .sessionClosed
+            case .wait:
+                if Task.isCancelled { throw .sessionClosed }
+                await waitForRoom(size: size)
+            }
+        }
+    }
+
+    /// Returns once the outbox has room for `size` bytes, or it is closed, or the task is cancelled.
+    private func waitForRoom(size: Int) async {
+        let id = state.withLock { state -> UInt64 in
+            state.nextWaiter += 1
+            return state.nextWaiter
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let resumeNow = state.withLock { state -> Bool in
+                    // Cancelled before it got here: the handler found nothing to resume.
+                    if state.cancelledWaiters.remove(id) != nil { return true }
+                    if state.closeFrame != nil || state.outbox.isEmpty || state.outboxBytes + size <= configuration.maxQueuedBytes { return true }
+                    state.roomWaiters[id] = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            state.withLock { state -> CheckedContinuation<Void, Never>? in
+                if let waiter = state.roomWaiters.removeValue(forKey: id) { return waiter }
+                state.cancelledWaiters.insert(id)
+                return nil
+            }?.resume()
+        }
+        // A waiter resumed otherwise leaves no mark behind.
+        state.withLock { _ = $0.cancelledWaiters.remove(id) }
+    }
+
     /// Closes the session: receivers get what is queued, then `frame`.
     public func close(_ frame: SockJSFrame = .goAway) {
-        state.withLock { state in
-            guard state.closeFrame == nil else { return }
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            guard state.closeFrame == nil else { return [] }
             state.closeFrame = frame
             state.wake?.yield()
+            return state.takeRoomWaiters()
         }
+        for waiter in waiters { waiter.resume() }
         inboundInput.finish()
     }
 
@@ -143,7 +222,9 @@ public final class SockJSSession: Sendable {
     /// The frames `receiver` should write now: the open frame first, then queued messages,
     /// then the close frame (`last`), or a heartbeat when one is due.
     func take(_ receiver: Receiver) -> Take {
-        state.withLock { state in
+        var drained: [CheckedContinuation<Void, Never>] = []
+        defer { for waiter in drained { waiter.resume() } }
+        return state.withLock { state in
             guard state.receiver == receiver.id else { return .frames([], last: true) }
             var frames: [SockJSFrame] = []
             var last = false
@@ -154,6 +235,7 @@ public final class SockJSSession: Sendable {
                 frames.append(.messages(state.outbox))
                 state.outbox = []
                 state.outboxBytes = 0
+                drained = state.takeRoomWaiters()
             } else if let closeFrame = state.closeFrame {
                 frames.append(closeFrame)
                 last = true
@@ -169,12 +251,15 @@ public final class SockJSSession: Sendable {
 
     /// Raw WebSocket: the queued messages one by one, and whether the session is closed.
     func takeRaw(_ receiver: Receiver) -> (messages: [String], closed: Bool) {
-        state.withLock { state in
+        var drained: [CheckedContinuation<Void, Never>] = []
+        defer { for waiter in drained { waiter.resume() } }
+        return state.withLock { state in
             guard state.receiver == receiver.id else { return ([], true) }
             state.opened = true
             let messages = state.outbox
             state.outbox = []
             state.outboxBytes = 0
+            drained = state.takeRoomWaiters()
             return (messages, state.closeFrame != nil)
         }
     }

@@ -37,8 +37,9 @@ struct SockJSStompOutbound: StompOutbound {
     let session: SockJSSession
 
     func send(_ frame: [UInt8]) async throws {
-        // A SockJS message is a JSON string: the frame's text, escaped.
-        try session.send(String(decoding: frame, as: UTF8.self))
+        // A SockJS message is a JSON string: the frame's text, escaped. Waits while the
+        // browser has not taken what is queued (a replay is paced by the transport's drain).
+        try await session.sendWhenRoom(String(decoding: frame, as: UTF8.self))
     }
 
     func close() async {
