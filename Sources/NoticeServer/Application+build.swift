@@ -143,11 +143,15 @@ public func buildService(
                     responder: responder,
                     webSocketResponder: webSocketResponder,
                     configuration: .init(
-                        http1: .init(additionalChannelHandlers: [ForbiddenOriginUpgradeHandler(refused: refused), BrowserGoneHandler()]),
+                        http1: .init(
+                            additionalChannelHandlers: [ForbiddenOriginUpgradeHandler(refused: refused), BrowserGoneHandler()],
+                            idleTimeout: .nanoseconds(StompConnection.nanos(configuration.httpIdleTimeout))
+                        ),
                         ws: .init(maxFrameSize: configuration.sockJS.maxMessageBytes, autoPing: .disabled)
                     )
                 ),
-                stomp: webSocketEndpoint
+                stomp: webSocketEndpoint,
+                headTimeout: .nanoseconds(StompConnection.nanos(configuration.httpIdleTimeout))
             )
         },
         configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "notice-service"),

@@ -29,6 +29,8 @@ public struct ConfigurationKey: Sendable, Hashable {
     public static let maxFrameBytes = Self("NOTICE_MAX_FRAME_BYTES", "65536", "largest STOMP frame accepted from a client")
     public static let maxSessionsPerUser = Self("NOTICE_MAX_SESSIONS_PER_USER", "32", "most open sessions of one user on a node")
     public static let maxOutboundBytes = Self("NOTICE_MAX_OUTBOUND_BYTES", "1048576", "bytes queued for one slow connection before it is closed")
+    public static let maxMessageBytes = Self("NOTICE_MAX_MESSAGE_BYTES", "262144", "largest AMQP message body accepted; larger ones are dead-lettered with the reason")
+    public static let httpIdleTimeout = Self("NOTICE_HTTP_IDLE_TIMEOUT_SECONDS", "60", "an HTTP connection with no request in progress, or none begun, is closed after this long")
     public static let replayLimit = Self("NOTICE_REPLAY_LIMIT", "100", "most stored notices replayed on subscribe")
     public static let retentionDays = Self("NOTICE_RETENTION_DAYS", "90", "stored notices older than this are purged")
     public static let publishScope = Self("NOTICE_PUBLISH_SCOPE", "notice:publish", "scope a token needs for POST /api/notices")
@@ -47,7 +49,7 @@ public struct ConfigurationKey: Sendable, Hashable {
     public static let all: [ConfigurationKey] = [
         httpHost, httpPort, amqpURL, amqpQueue, amqpExchange, amqpPrefetch, amqpHeartbeat, pushTargets, databaseURL,
         clusterDelivery, deliverExchange,
-        allowedOrigins, heartbeat, maxFrameBytes, maxSessionsPerUser, maxOutboundBytes, replayLimit, retentionDays,
+        allowedOrigins, heartbeat, maxFrameBytes, maxSessionsPerUser, maxOutboundBytes, maxMessageBytes, httpIdleTimeout, replayLimit, retentionDays,
         publishScope, devTokens, introspectionURL, introspectionStyle, introspectionClientId, introspectionClientSecret,
         introspectionCacheSeconds, userIdClaims, nodeId, demo, logLevel,
     ]

@@ -42,6 +42,10 @@ public struct NoticeServiceConfiguration: Sendable {
     public var maxFrameBytes: Int
     public var maxSessionsPerUser: Int
     public var maxOutboundBytes: Int
+    /// Largest AMQP message body ingested (`NOTICE_MAX_MESSAGE_BYTES`); larger ones are dead-lettered.
+    public var maxMessageBytes: Int
+    /// How long an HTTP connection may sit without a request in progress (`NOTICE_HTTP_IDLE_TIMEOUT_SECONDS`).
+    public var httpIdleTimeout: Duration
     public var replayLimit: Int
     public var retentionDays: Int
     /// Whether notices cross nodes through ``deliverExchange`` (SPEC §8).
@@ -111,6 +115,8 @@ public struct NoticeServiceConfiguration: Sendable {
         maxFrameBytes = reader.int(.maxFrameBytes, in: 1024...16_777_216)
         maxSessionsPerUser = reader.int(.maxSessionsPerUser, in: 1...100_000)
         maxOutboundBytes = reader.int(.maxOutboundBytes, in: 4096...1_073_741_824)
+        maxMessageBytes = reader.int(.maxMessageBytes, in: 1024...16_777_216)
+        httpIdleTimeout = .seconds(reader.int(.httpIdleTimeout, in: 1...86_400))
         replayLimit = reader.int(.replayLimit, in: 0...10_000)
         retentionDays = reader.int(.retentionDays, in: 1...36_500)
         publishScope = reader.string(.publishScope)

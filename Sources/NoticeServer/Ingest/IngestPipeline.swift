@@ -47,6 +47,10 @@ struct IngestPipeline: Service, CustomStringConvertible {
         var accepted: [(delivery: AMQPDelivery, record: NoticeRecord)] = []
         var rejected: [(delivery: AMQPDelivery, reason: String)] = []
         for delivery in batch {
+            guard delivery.message.body.count <= configuration.maxMessageBytes else {
+                rejected.append((delivery, "message of \(delivery.message.body.count) bytes is over NOTICE_MAX_MESSAGE_BYTES (\(configuration.maxMessageBytes))"))
+                continue
+            }
             do {
                 let record = try validator.validate(delivery.message.body, assignId: ids.next)
                 accepted.append((delivery, record))

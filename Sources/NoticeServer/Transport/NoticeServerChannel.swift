@@ -25,6 +25,8 @@ struct NoticeServerChannel: ServerChildChannel {
 
     let hummingbird: HTTP1WebSocketUpgradeChannel
     let stomp: WebSocketEndpoint
+    /// A connection that has not sent a complete first request head by then is closed.
+    let headTimeout: TimeAmount
     static let receiveBuffers = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65_536)
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
@@ -34,7 +36,7 @@ struct NoticeServerChannel: ServerChildChannel {
             // a connection that receives more grows it as before.
             try channel.syncOptions?.setOption(ChannelOptions.recvAllocator, value: Self.receiveBuffers)
             let route = channel.eventLoop.makePromise(of: Route.self)
-            let sniffer = HandshakeSniffer(route: route) { channel, isStompHandshake in
+            let sniffer = HandshakeSniffer(route: route, timeout: headTimeout) { channel, isStompHandshake in
                 if isStompHandshake {
                     let upgraded = channel.eventLoop.makePromise(of: StompConnection?.self)
                     try stomp.configure(channel, upgraded: upgraded)
@@ -80,12 +82,27 @@ final class HandshakeSniffer: ChannelInboundHandler, RemovableChannelHandler {
 
     private let route: EventLoopPromise<NoticeServerChannel.Route>
     private let configure: Configure
+    private let timeout: TimeAmount
+    private var timer: Scheduled<Void>?
     private var buffered: ByteBuffer?
     private var decided = false
 
-    init(route: EventLoopPromise<NoticeServerChannel.Route>, configure: @escaping Configure) {
+    init(route: EventLoopPromise<NoticeServerChannel.Route>, timeout: TimeAmount, configure: @escaping Configure) {
         self.route = route
+        self.timeout = timeout
         self.configure = configure
+    }
+
+    /// A client that connects and never completes a request head (or sends nothing) is closed
+    /// after ``timeout``: it would otherwise hold a descriptor for ever.
+    func handlerAdded(context: ChannelHandlerContext) {
+        let channel = context.channel
+        timer = context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
