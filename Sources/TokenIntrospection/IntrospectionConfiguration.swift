@@ -24,6 +24,13 @@ public struct IntrospectionConfiguration: Sendable, Hashable {
     public var timeout: Duration
     /// Most tokens remembered; the oldest are dropped beyond it.
     public var maxCacheEntries: Int
+    /// A longer token is denied without asking the endpoint.
+    public var maxTokenBytes: Int
+    /// Requests to the endpoint in flight at once; a check beyond it is denied (not cached).
+    public var maxConcurrentRequests: Int
+    /// Requests to the endpoint per second, sustained (a burst of as many is allowed); a check
+    /// beyond it is denied (not cached): a flood of unknown tokens cannot flood the endpoint.
+    public var maxRequestsPerSecond: Int
 
     public init(
         url: String,
@@ -34,7 +41,10 @@ public struct IntrospectionConfiguration: Sendable, Hashable {
         cacheTTL: Duration = .seconds(60),
         negativeCacheTTL: Duration = .seconds(5),
         timeout: Duration = .seconds(3),
-        maxCacheEntries: Int = 100_000
+        maxCacheEntries: Int = 100_000,
+        maxTokenBytes: Int = 8192,
+        maxConcurrentRequests: Int = 256,
+        maxRequestsPerSecond: Int = 500
     ) {
         self.url = url
         self.style = style
@@ -45,6 +55,9 @@ public struct IntrospectionConfiguration: Sendable, Hashable {
         self.negativeCacheTTL = negativeCacheTTL
         self.timeout = timeout
         self.maxCacheEntries = maxCacheEntries
+        self.maxTokenBytes = maxTokenBytes
+        self.maxConcurrentRequests = maxConcurrentRequests
+        self.maxRequestsPerSecond = maxRequestsPerSecond
     }
 }
 

@@ -1,12 +1,16 @@
 public import Foundation
 public import CoreMetrics
+import Crypto
 import Synchronization
 
 /// Token checks with a cache in front of the endpoint (SPEC §5): positive answers are kept
 /// until `min(exp, cacheTTL)`, negative ones for `negativeCacheTTL`, concurrent checks of
 /// one token share one request, and the cache holds at most `maxCacheEntries` tokens.
 ///
-/// Tokens are cache keys only: they are never logged and never put in metric labels.
+/// Bounded against a flood of made-up tokens: the cache is keyed by each token's SHA-256 (32
+/// bytes, whatever the token's length), a token over `maxTokenBytes` is denied unasked, and
+/// requests to the endpoint are limited in number in flight and per second (checks over either
+/// are denied and not remembered). Tokens are never logged and never put in metric labels.
 public final class TokenIntrospector: Sendable {
     private enum Entry {
         case pending(Task<IntrospectionResult, Never>)
@@ -15,7 +19,15 @@ public final class TokenIntrospector: Sendable {
 
     public let configuration: IntrospectionConfiguration
     private let introspect: @Sendable (String) async -> IntrospectionResult
-    private let entries = Mutex<[String: Entry]>([:])
+    private struct State {
+        var entries: [SHA256.Digest: Entry] = [:]
+        var inFlight = 0
+        /// Requests the rate limit allows now (a token bucket refilled per second).
+        var allowance: Double
+        var refilledAt: ContinuousClock.Instant
+    }
+
+    private let state: Mutex<State>
     private let requestCount = Atomic<Int>(0)
     private let hitCount = Atomic<Int>(0)
     private let nowSeconds: @Sendable () -> Int64
@@ -36,6 +48,7 @@ public final class TokenIntrospector: Sendable {
         introspect: @escaping @Sendable (String) async -> IntrospectionResult
     ) {
         self.configuration = configuration
+        self.state = Mutex(State(allowance: Double(configuration.maxRequestsPerSecond), refilledAt: .now))
         self.introspect = introspect
         self.nowSeconds = nowSeconds
         requestsActive = Counter(label: "notice_introspection_requests_total", dimensions: [("outcome", "active")], factory: metrics)
@@ -49,29 +62,49 @@ public final class TokenIntrospector: Sendable {
     /// Checks answered from the cache (including ones that joined a request in flight).
     public var cacheHits: Int { hitCount.load(ordering: .relaxed) }
     /// Tokens currently remembered.
-    public var cachedTokens: Int { entries.withLock { $0.count } }
+    public var cachedTokens: Int { state.withLock { $0.entries.count } }
 
     /// The verdict on `token`, from the cache or one shared request.
     public func check(_ token: String) async -> IntrospectionResult {
         enum Step {
             case answer(IntrospectionResult)
             case wait(Task<IntrospectionResult, Never>, joined: Bool)
+            case refused(String)
         }
+        guard token.utf8.count <= configuration.maxTokenBytes else {
+            requestsDenied.increment()
+            return .denied(reason: "token longer than \(configuration.maxTokenBytes) bytes")
+        }
+        let key = SHA256.hash(data: Array(token.utf8))
         let now = ContinuousClock.now
-        let step: Step = entries.withLock { entries in
-            switch entries[token] {
+        let step: Step = state.withLock { state in
+            switch state.entries[key] {
             case .resolved(let result, let validUntil)? where validUntil > now:
                 return .answer(result)
             case .pending(let task)?:
                 return .wait(task, joined: true)
             default:
-                if entries.count >= configuration.maxCacheEntries { Self.evict(&entries, now: now, keep: configuration.maxCacheEntries * 9 / 10) }
-                let task = Task { await self.fetch(token) }
-                entries[token] = .pending(task)
+                guard state.inFlight < configuration.maxConcurrentRequests else {
+                    return .refused("too many introspection requests in flight")
+                }
+                let rate = Double(configuration.maxRequestsPerSecond)
+                state.allowance = min(rate, state.allowance + rate * Self.seconds(now - state.refilledAt))
+                state.refilledAt = now
+                guard state.allowance >= 1 else { return .refused("introspection request rate exceeded") }
+                state.allowance -= 1
+                if state.entries.count >= configuration.maxCacheEntries {
+                    Self.evict(&state.entries, now: now, keep: configuration.maxCacheEntries * 9 / 10)
+                }
+                state.inFlight += 1
+                let task = Task { await self.fetch(token, key: key) }
+                state.entries[key] = .pending(task)
                 return .wait(task, joined: false)
             }
         }
         switch step {
+        case .refused(let reason):
+            requestsDenied.increment()
+            return .denied(reason: reason)
         case .answer(let result):
             hitCount.add(1, ordering: .relaxed)
             hits.increment()
@@ -85,7 +118,11 @@ public final class TokenIntrospector: Sendable {
         }
     }
 
-    private func fetch(_ token: String) async -> IntrospectionResult {
+    private static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+
+    private func fetch(_ token: String, key: SHA256.Digest) async -> IntrospectionResult {
         requestCount.add(1, ordering: .relaxed)
         let started = ContinuousClock.now
         let result = await introspect(token)
@@ -102,12 +139,15 @@ public final class TokenIntrospector: Sendable {
             ttl = configuration.negativeCacheTTL
         }
         let validUntil = ContinuousClock.now + ttl
-        entries.withLock { $0[token] = .resolved(result, validUntil: validUntil) }
+        state.withLock {
+            $0.inFlight -= 1
+            $0.entries[key] = .resolved(result, validUntil: validUntil)
+        }
         return result
     }
 
     /// Drops expired answers, then (if still needed) any answers, down to `keep` entries.
-    private static func evict(_ entries: inout [String: Entry], now: ContinuousClock.Instant, keep: Int) {
+    private static func evict(_ entries: inout [SHA256.Digest: Entry], now: ContinuousClock.Instant, keep: Int) {
         entries = entries.filter {
             if case .resolved(_, let validUntil) = $0.value { return validUntil > now }
             return true

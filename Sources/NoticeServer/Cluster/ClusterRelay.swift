@@ -1,3 +1,4 @@
+import Crypto
 import Logging
 import NoticeCore
 import RabbitMQ
@@ -60,8 +61,10 @@ final class ClusterRelay: Service, Sendable, CustomStringConvertible {
     }
 
     /// The routing key of a user's notices: `user.<uid>`, with the characters that are special
-    /// in topic routing (`.`, `*`, `#`) and `%` percent-encoded, so a user id is one word and
-    /// never a wildcard.
+    /// in topic routing (`.`, `*`, `#`), `%` and `~` percent-encoded, so a user id is one word
+    /// and never a wildcard. A key that would be longer than AMQP's 255 bytes (a user id may
+    /// have 128 characters of up to 4 bytes each) is `user.~<SHA-256 of the id, hex>` instead:
+    /// the same on every node, and no escaped id starts with `~`.
     static func routingKey(forUser userId: String) -> String {
         var key = "user."
         for character in userId.unicodeScalars {
@@ -70,10 +73,12 @@ final class ClusterRelay: Service, Sendable, CustomStringConvertible {
             case "*": key += "%2A"
             case "#": key += "%23"
             case "%": key += "%25"
+            case "~": key += "%7E"
             default: key.unicodeScalars.append(character)
             }
         }
-        return key
+        guard key.utf8.count > 255 else { return key }
+        return "user.~" + SHA256.hash(data: Array(userId.utf8)).map { String($0, radix: 16).leftPadded(to: 2) }.joined()
     }
 
     // MARK: Sessions
@@ -177,4 +182,10 @@ final class ClusterRelay: Service, Sendable, CustomStringConvertible {
     /// Whether the relay's connection is up (readiness).
     var isConnected: Bool { connection.isConnected }
     var lastError: String? { connection.lastError }
+}
+
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
 }
