@@ -211,6 +211,7 @@ class Cluster:
                         "-keyout", key, "-out", cert], check=True, capture_output=True, timeout=60)
         with open(os.path.join(ROOT, "deploy", "nginx", "notice.conf")) as f:
             conf = f.read()
+        conf_dir = os.path.join(self.dir, "nginx")
         upstream = "".join(f"    server 127.0.0.1:{n['port']} max_fails=1 fail_timeout=10s;\n" for n in self.nodes.values())
         replaced = [
             (r"(?m)^    server 10\.0\.0\.\d+:8080 max_fails=1 fail_timeout=10s;\n", "", 3),
@@ -222,11 +223,11 @@ class Cluster:
             (r"/etc/nginx/tls/office\.example\.crt", cert, 1),
             (r"/etc/nginx/tls/office\.example\.key", key, 1),
             (r"server_name office\.example;", "server_name office.test;", 2),
+            (r"/var/log/nginx/notice\.access\.log", f"{conf_dir}/logs/notice.access.log", 2),
         ]
         for pattern, replacement, count in replaced:
             conf, made = re.subn(pattern, lambda _: replacement, conf)
             assert made == count, f"deploy/nginx/notice.conf changed shape: {pattern!r} matched {made}, expected {count}"
-        conf_dir = os.path.join(self.dir, "nginx")
         os.makedirs(os.path.join(conf_dir, "logs"))
         with open(os.path.join(conf_dir, "notice.conf"), "w") as f:
             f.write(conf)
@@ -415,7 +416,8 @@ class NginxClusterTest(unittest.TestCase):
         base = f"/notice/ws/{server}/{session}"
         context = ssl._create_unverified_context()
         stream = http.client.HTTPSConnection("127.0.0.1", self.cluster.https_port, timeout=30, context=context)
-        stream.request("POST", base + "/xhr_streaming", headers={"Host": "office.test", "Origin": ORIGIN})
+        # The token in the query, as a client that cannot set headers sends it (SPEC §4).
+        stream.request("POST", base + "/xhr_streaming?access_token=bob", headers={"Host": "office.test", "Origin": ORIGIN})
         response = stream.getresponse()
         self.assertEqual(response.status, 200)
         buffer = ""
@@ -445,7 +447,7 @@ class NginxClusterTest(unittest.TestCase):
                 if frame.startswith("a"):
                     return stomp_parse("".join(json.loads(frame[1:])))
 
-        send(stomp_frame("CONNECT", {"accept-version": "1.1,1.0", "heart-beat": "0,0", "Authorization": "Bearer bob"}))
+        send(stomp_frame("CONNECT", {"accept-version": "1.1,1.0", "heart-beat": "0,0"}))
         self.assertEqual(next_stomp()[0][0], "CONNECTED")
         send(stomp_frame("SUBSCRIBE", {"id": "sub-0", "destination": "/notice/2/remind", "receipt": "r"}))
         self.assertEqual(next_stomp()[0][0], "RECEIPT")
@@ -456,6 +458,14 @@ class NginxClusterTest(unittest.TestCase):
         self.assertEqual(headers["notice-id"], notice)
         self.assertEqual(json.loads(body)["title"], "over xhr_streaming")
         stream.close()
+        # nginx logged the session's requests, and never the token in their query.
+        log_path = os.path.join(self.cluster.dir, "nginx", "logs", "notice.access.log")
+        def logged():
+            with open(log_path) as f:
+                return f.read()
+        wait_until(lambda: base + "/xhr_streaming" in logged(), 20, "the xhr_streaming request in the access log")
+        self.assertNotIn("access_token", logged())
+        self.assertNotIn("bob", logged())
 
 
 if __name__ == "__main__":
