@@ -266,9 +266,10 @@ final class ConnectionWorker: @unchecked Sendable {
             guard !skippingContent, var delivery = partial, !delivery.headerSeen else { return }
             let header = frame.payload.properties
             delivery.properties = AMQPProperties(header.decoded.assumingMemoryBound(to: amqp_basic_properties_t.self).pointee)
-            delivery.bodySize = Int(header.body_size)
+            // The size is the broker's word, a 64-bit number: bounded before it sizes anything.
+            delivery.bodySize = Int(clamping: header.body_size)
             delivery.headerSeen = true
-            delivery.body.reserveCapacity(delivery.bodySize)
+            delivery.body.reserveCapacity(min(delivery.bodySize, 1 << 20))
             partial = delivery
             if delivery.bodySize == 0 { complete() }
         case AMQP_FRAME_BODY:

@@ -37,10 +37,27 @@ public struct IntrospectionClient: Sendable {
 
         let status: HTTPResponseStatus
         let body: ByteBuffer
+        let timeout = TimeAmount.nanoseconds(
+            Int64(configuration.timeout.components.seconds) * 1_000_000_000 + configuration.timeout.components.attoseconds / 1_000_000_000
+        )
+        let ready = request
+        let httpClient = httpClient
         do {
-            let response = try await httpClient.execute(request, timeout: .nanoseconds(Int64(configuration.timeout.components.seconds) * 1_000_000_000 + configuration.timeout.components.attoseconds / 1_000_000_000))
-            status = response.status
-            body = try await response.body.collect(upTo: 1 << 20)
+            // The deadline covers the body too: an endpoint that drips its answer is as slow as
+            // one that never answers.
+            (status, body) = try await withThrowingTaskGroup(of: (HTTPResponseStatus, ByteBuffer)?.self) { group in
+                group.addTask {
+                    let response = try await httpClient.execute(ready, timeout: timeout)
+                    return (response.status, try await response.body.collect(upTo: 1 << 20))
+                }
+                group.addTask {
+                    try await Task.sleep(for: self.configuration.timeout)
+                    return nil
+                }
+                defer { group.cancelAll() }
+                guard let answer = try await group.next(), let answer else { throw IntrospectionTimeout() }
+                return answer
+            }
         } catch {
             return .denied(reason: "introspection request failed: \(type(of: error))")
         }
@@ -124,12 +141,15 @@ public struct IntrospectionClient: Sendable {
         /// A usable user id: a non-empty string without `/`, or an integer.
         var userId: String? {
             switch self {
-            case .string(let text) where !text.isEmpty && !text.contains("/") && text.utf8.count <= 128: text
+            // 128 characters (Unicode scalars), as a notice record's user id is counted.
+            case .string(let text) where !text.isEmpty && !text.contains("/") && text.unicodeScalars.count <= 128: text
             case .integer(let value): String(value)
             default: nil
             }
         }
     }
+
+    private struct IntrospectionTimeout: Error {}
 
     static func formEncode(_ text: String) -> String {
         var allowed = CharacterSet.alphanumerics

@@ -74,6 +74,10 @@ import Testing
         #expect(reason(#"{"userId":["1"]}"#) != nil)
         #expect(reason("{\"userId\":\"\(String(repeating: "x", count: 129))\"}") != nil)
         #expect((try? validate("{\"userId\":\"\(String(repeating: "é", count: 128))\"}")) != nil)
+        // A number is bounded by its digits like a string id (5,000 digits went through before).
+        #expect(reason("{\"userId\":\(String(repeating: "7", count: 129))}") != nil)
+        #expect(reason("{\"userIds\":[1,\(String(repeating: "7", count: 5_000))]}") != nil)
+        #expect((try? validate("{\"userId\":\(String(repeating: "7", count: 128))}")) != nil)
         #expect(reason(#"{"userIds":[]}"#) != nil)
         #expect(reason(#"{"userIds":"1"}"#) != nil)
         #expect(reason(#"{"userIds":[1,""]}"#) != nil)

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Synchronization
 import Testing
 
@@ -78,5 +81,101 @@ import Testing
         for task in waiting { #expect(await task.value.isActive) }
         // Room again once they are answered.
         #expect(await cache.check("sixth").isActive)
+    }
+}
+
+/// Claims at their extremes, read without a network.
+@Suite struct HostileAnswerTests {
+    let client = IntrospectionClient(
+        configuration: IntrospectionConfiguration(url: "http://127.0.0.1:1/introspect"), httpClient: .shared, now: { 1_800_000_000 }
+    )
+
+    func verdict(_ json: String) -> IntrospectionResult { client.interpret(status: 200, body: Data(json.utf8)) }
+
+    /// A user id is 128 characters, as a notice record's is: one of 128 emoji (512 bytes) that
+    /// can receive notices can also log in.
+    @Test func userIdsAreCountedInCharacters() {
+        let emoji = String(repeating: "😀", count: 128)
+        #expect(verdict(#"{"active":true,"user_id":"\#(emoji)"}"#) == .active(userId: emoji, expiresAt: nil, scopes: []))
+        #expect(!verdict(#"{"active":true,"user_id":"\#(emoji)😀"}"#).isActive)
+    }
+
+    @Test(arguments: ["9223372036854775807", "4611686018427387904", "253402300800"])
+    func farFutureExpiriesAreBoundedTo9999(_ exp: String) {
+        #expect(verdict(#"{"active":true,"sub":"1","exp":\#(exp)}"#) == .active(userId: "1", expiresAt: IntrospectionClient.maxExpiresAt, scopes: []))
+    }
+
+    @Test(arguments: [#""soon""#, "1e300", "-1", "1.5e9", "null", "{}"])
+    func oddExpiriesDeny(_ exp: String) {
+        #expect(!verdict(#"{"active":true,"sub":"1","exp":\#(exp)}"#).isActive)
+    }
+}
+
+/// The 3 s deadline covers the whole answer: an endpoint that sends its head at once and then
+/// drips the body, a byte every half second, denies within the deadline (it held CONNECT
+/// for as long as the drip lasted before).
+@Suite struct DrippingEndpointTests {
+    @Test func aDrippedBodyDeniesAtTheDeadline() async throws {
+        let server = try DrippingServer()
+        var configuration = IntrospectionConfiguration(url: "http://127.0.0.1:\(server.port)/introspect")
+        configuration.timeout = .seconds(1)
+        let client = IntrospectionClient(configuration: configuration, httpClient: .shared)
+        let started = ContinuousClock.now
+        let result = await client.introspect("token")
+        let elapsed = ContinuousClock.now - started
+        #expect(!result.isActive)
+        // The drip would last 60 s; the deadline is 1 s (generous room for a loaded machine).
+        #expect(elapsed < .seconds(20), "\(elapsed)")
+        server.stop()
+    }
+}
+
+/// Answers every connection with a 200 head promising 120 bytes, then sends one byte every
+/// 0.5 s: a slow body, not a slow head. On threads of its own.
+final class DrippingServer: @unchecked Sendable {
+    let port: Int
+    private let fd: Int32
+    private let stopped = Atomic<Bool>(false)
+
+    init() throws {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listener, $0, length) == 0 && listen(listener, 8) == 0 && getsockname(listener, $0, &length) == 0
+            }
+        }
+        guard bound else { throw POSIXError(.EADDRINUSE) }
+        fd = listener
+        port = Int(UInt16(bigEndian: address.sin_port))
+        Thread { [self] in
+            while !stopped.load(ordering: .relaxed) {
+                let client = accept(fd, nil, nil)
+                guard client >= 0 else { return }
+                Thread { [self] in drip(client) }.start()
+            }
+        }.start()
+    }
+
+    private func drip(_ client: Int32) {
+        defer { close(client) }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        _ = recv(client, &buffer, buffer.count, 0)
+        let head = Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 120\r\n\r\n{".utf8)
+        guard send(client, head, head.count, Int32(MSG_NOSIGNAL)) == head.count else { return }
+        for _ in 0..<119 where !stopped.load(ordering: .relaxed) {
+            Thread.sleep(forTimeInterval: 0.5)
+            guard send(client, [UInt8(ascii: " ")], 1, Int32(MSG_NOSIGNAL)) == 1 else { return }
+        }
+    }
+
+    func stop() {
+        stopped.store(true, ordering: .relaxed)
+        shutdown(fd, Int32(SHUT_RDWR))
+        close(fd)
     }
 }

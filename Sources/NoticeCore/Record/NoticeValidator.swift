@@ -90,6 +90,10 @@ public struct NoticeValidator: Sendable {
     static func parseUserId(_ value: JSONValue, field: String) throws(NoticeValidationError) -> String {
         switch value {
         case .number(let text) where isInteger(text):
+            // A number is a user id of its digits: bounded like one given as a string.
+            guard text.utf8.count <= maxUserIdLength else {
+                throw NoticeValidationError("\(field): a user id must be at most \(maxUserIdLength) characters")
+            }
             return text
         case .string(let text):
             guard !text.isEmpty else { throw NoticeValidationError("\(field): a user id must not be empty") }
