@@ -192,6 +192,25 @@ import Glibc
         try await server.stop()
     }
 
+    /// A request head that does not parse gets `400` and a close at once (it got silence, and
+    /// the connection stayed open until the idle timeout, before); a good one is served as ever.
+    @Test(arguments: ["GARBAGE\r\n\r\n", "GET /health/live HTTP/1.1\r\nAuthorization: Bearer \u{1}\r\n\r\n", "FOO /api/notices HTTP/1.1\r\n\r\n",
+        "GET /health/live HTTP/1.1\r\nContent-Length: -1\r\n\r\n", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"])
+    func unparsableRequestsAreRefusedAtOnce(_ request: String) async throws {
+        let server = try await TestServer.start()  // the idle timeout is a minute
+        let socket = try PlainSocket(port: server.port)
+        try socket.write(request)
+        let answer = await blocking { socket.readUntilClosed(timeout: .seconds(30)) }
+        #expect(answer.hasPrefix("HTTP/1.1 400"), "\(answer)")
+        #expect(socket.closedByServer)
+        let good = try PlainSocket(port: server.port)
+        try good.write("GET /health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        #expect(await blocking { good.readUntilClosed(timeout: .seconds(30)) }.hasPrefix("HTTP/1.1 200"))
+        socket.close()
+        good.close()
+        try await server.stop()
+    }
+
     /// A message over `NOTICE_MAX_MESSAGE_BYTES` is dead-lettered with the reason, unparsed;
     /// the queue flows on.
     @Test func oversizedMessagesAreDeadLetteredWithTheReason() async throws {

@@ -3,6 +3,7 @@ import HummingbirdCore
 import HummingbirdWebSocket
 import Logging
 import NIOCore
+import NIOHTTP1
 
 /// The server's connections: a STOMP WebSocket handshake on `/ws` is served by the channel
 /// handlers of ``WebSocketEndpoint`` on the connection's event loop, so an open session
@@ -21,6 +22,8 @@ struct NoticeServerChannel: ServerChildChannel {
     struct Value: ServerChildChannelValue {
         let route: EventLoopFuture<Route>
         let channel: any Channel
+        /// Set for the HTTP route: answers what Hummingbird could not parse.
+        let unanswered: NIOLoopBound<UnansweredRequestGuard>?
     }
 
     let hummingbird: HTTP1WebSocketUpgradeChannel
@@ -36,17 +39,26 @@ struct NoticeServerChannel: ServerChildChannel {
             // a connection that receives more grows it as before.
             try channel.syncOptions?.setOption(ChannelOptions.recvAllocator, value: Self.receiveBuffers)
             let route = channel.eventLoop.makePromise(of: Route.self)
+            let unanswered = UnansweredRequestGuard()
+            try channel.pipeline.syncOperations.addHandler(unanswered, position: .first)
+            let guarded = NIOLoopBound(unanswered, eventLoop: channel.eventLoop)
             let sniffer = HandshakeSniffer(route: route, timeout: headTimeout) { channel, isStompHandshake in
                 if isStompHandshake {
+                    // A STOMP session answers for itself: no per-connection guard kept for it.
+                    channel.pipeline.syncOperations.removeHandler(guarded.value, promise: nil)
                     let upgraded = channel.eventLoop.makePromise(of: StompConnection?.self)
                     try stomp.configure(channel, upgraded: upgraded)
                     return channel.eventLoop.makeSucceededFuture(.stomp(upgraded.futureResult))
                 }
                 // Completed at once on the event loop: its handlers are in place when the bytes follow.
-                return hummingbird.setup(channel: channel, logger: logger).map { .hummingbird($0) }
+                return hummingbird.setup(channel: channel, logger: logger).flatMapThrowing { value in
+                    // Behind Hummingbird's handlers: hears of a head that does not parse.
+                    try channel.pipeline.syncOperations.addHandler(ParseErrorCatcher(guarded: guarded), position: .last)
+                    return .hummingbird(value)
+                }
             }
             try channel.pipeline.syncOperations.addHandler(sniffer)
-            return Value(route: route.futureResult, channel: channel)
+            return Value(route: route.futureResult, channel: channel, unanswered: guarded)
         }
     }
 
@@ -58,8 +70,12 @@ struct NoticeServerChannel: ServerChildChannel {
             return  // closed before a complete request head
         }
         switch route {
-        case .hummingbird(let value):
-            await hummingbird.handle(value: value, logger: logger)
+        case .hummingbird(let hummingbirdValue):
+            await hummingbird.handle(value: hummingbirdValue, logger: logger)
+            // Served and done: nothing of the connection outlives this.
+            if let unanswered = value.unanswered {
+                value.channel.eventLoop.execute { unanswered.value.refuseIfUnanswered() }
+            }
         case .stomp(let upgraded):
             // This task ends here; the connection lives on in its channel handlers (a shutdown
             // reaches its session through the hub: `SessionCloser`).
@@ -198,5 +214,53 @@ final class HandshakeSniffer: ChannelInboundHandler, RemovableChannelHandler {
             }
         }
         return nil
+    }
+}
+
+/// At the socket end of an HTTP connection's pipeline: notes whether any response bytes were
+/// written, so that a connection whose request never parsed gets `400 Bad Request` and a close
+/// instead of silence. Used on the channel's event loop only.
+final class UnansweredRequestGuard: ChannelOutboundHandler, RemovableChannelHandler {
+    typealias OutboundIn = IOData
+    typealias OutboundOut = IOData
+
+    private var answered = false
+    private var context: ChannelHandlerContext?
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        answered = true
+        context.write(data, promise: promise)
+    }
+
+    /// Writes a bare 400 if nothing was ever written, then closes (either way).
+    func refuseIfUnanswered() {
+        guard let context, context.channel.isActive else { return }
+        guard !answered else {
+            context.close(promise: nil)
+            return
+        }
+        answered = true
+        let response = ByteBuffer(string: "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(.byteBuffer(response))).whenComplete { _ in channel.close(promise: nil) }
+    }
+}
+
+/// Hummingbird's upgrade negotiation logs a request head that does not parse and leaves the
+/// connection open without a word: this answers it `400` (through ``UnansweredRequestGuard``)
+/// and closes it. Passes everything else on.
+final class ParseErrorCatcher: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+
+    private let guarded: NIOLoopBound<UnansweredRequestGuard>
+
+    init(guarded: NIOLoopBound<UnansweredRequestGuard>) { self.guarded = guarded }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if error is HTTPParserError { guarded.value.refuseIfUnanswered() }
+        context.fireErrorCaught(error)
     }
 }
