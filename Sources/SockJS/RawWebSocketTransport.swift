@@ -12,6 +12,7 @@ extension SockJSServer {
             guard self.configuration.webSocketEnabled, (try? self.filter(request, context, true)) != nil else { return .dontUpgrade }
             return .upgrade([:])
         } onUpgrade: { inbound, outbound, context in
+            defer { context.requestContext.webSocketSlot.release() }
             await self.runWebSocketSession(
                 .rawWebSocket, request: context.request, inbound: inbound, outbound: outbound,
                 decode: { [$0] },

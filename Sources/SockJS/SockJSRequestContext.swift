@@ -7,17 +7,19 @@ public import NIOCore
 public protocol SockJSRequestContext: RequestContext, WebSocketRequestContext {
     /// The connection the request came on.
     var channel: any Channel { get }
+    /// Where ``webSocket`` is kept; released when a SockJS WebSocket session ends.
+    var webSocketSlot: WebSocketHandlerSlot<Self> { get }
 }
 
 /// Hummingbird's WebSocket request context plus the channel: enough for a SockJS endpoint.
 public struct BasicSockJSRequestContext: SockJSRequestContext {
     public var coreContext: CoreRequestContextStorage
-    public let webSocket: WebSocketHandlerReference<Self>
+    public let webSocketSlot = WebSocketHandlerSlot<Self>()
+    public var webSocket: WebSocketHandlerReference<Self> { webSocketSlot.value }
     public let channel: any Channel
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
-        webSocket = .init()
         channel = source.channel
     }
 }

@@ -18,6 +18,7 @@ extension SockJSServer {
             }
             return .upgrade([:])
         } onUpgrade: { inbound, outbound, context in
+            defer { context.requestContext.webSocketSlot.release() }
             await self.runWebSocketSession(
                 .webSocket, request: context.request, inbound: inbound, outbound: outbound,
                 decode: { text in text.isEmpty ? [] : SockJSJSON.messages(from: text.utf8, allowSingleString: true) },
