@@ -1,13 +1,13 @@
 import AsyncHTTPClient
+import CoreMetrics
 import Foundation
 import Hummingbird
 import HummingbirdCore
 import HummingbirdWebSocket
 public import Logging
-import CoreMetrics
-public import Prometheus
 import NoticeCore
 import NoticeStore
+public import Prometheus
 import RabbitMQ
 public import ServiceLifecycle
 import SockJS
@@ -53,7 +53,8 @@ public func buildService(
     let hub = DeliveryHub(maxSessionsPerUser: configuration.maxSessionsPerUser)
     let health = ServiceHealth()
     let recorder = DeliveryRecorder(store: store, logger: logger)
-    let relay = configuration.clusterDelivery
+    let relay =
+        configuration.clusterDelivery
         ? ClusterRelay(amqp: configuration.amqp, exchange: configuration.deliverExchange, nodeId: configuration.nodeId, hub: hub, logger: logger)
         : nil
     let verifier: any TokenVerifier
@@ -68,7 +69,9 @@ public func buildService(
         verifier = IntrospectionVerifier(introspector: introspector, logger: logger)
         logger.info("tokens are checked by introspection", metadata: ["auth.introspection": "\(introspection)"])
     } else if let devTokens = configuration.devTokens {
-        logger.warning("NOTICE_DEV_TOKENS is set: tokens are checked against a fixed development table, not an authorization server. Never use this in production.")
+        logger.warning(
+            "NOTICE_DEV_TOKENS is set: tokens are checked against a fixed development table, not an authorization server. Never use this in production."
+        )
         verifier = DevTokenVerifier(users: devTokens)
     } else {
         throw ConfigurationError(problems: ["no token verifier configured"])
@@ -131,7 +134,11 @@ public func buildService(
     let webSocketEndpoint = WebSocketEndpoint(environment: environment, origins: origins, maxMessageBytes: configuration.sockJS.maxMessageBytes)
     // SockJS at /ws/...; a plain GET /ws (no Upgrade) is its greeting.
     let sockJS = SockJSEndpoint.make(
-        environment: environment, origins: origins, refused: refused, sessionIds: webSocketEndpoint.sessionIds, configuration: configuration.sockJS
+        environment: environment,
+        origins: origins,
+        refused: refused,
+        sessionIds: webSocketEndpoint.sessionIds,
+        configuration: configuration.sockJS
     )
     sockJS.addRoutes(to: router, webSocketRouter: webSocketRouter)
 
@@ -172,7 +179,7 @@ public func buildService(
                 .init(service: RetentionService(store: store, retention: .seconds(configuration.retentionDays * 86_400), logger: logger)),
                 .init(service: recorder),
             ] + (relay.map { [.init(service: $0)] } ?? []) + [
-                .init(service: pipeline),
+                .init(service: pipeline)
             ],
             gracefulShutdownSignals: signals,
             cancellationSignals: [],

@@ -148,26 +148,26 @@ public final class PostgresNoticeStore: NoticeStore {
     public func notices(_ query: NoticeQuery) async throws -> [StoredNoticeRow] {
         try await perform("notices") { connection, logger in
             var upperSeq = Int64.max
-                if let before = query.before {
-                    let cursor = try await connection.query(
-                        "SELECT seq FROM notice WHERE notice_id = \(before) AND recipient = \(query.userId)",
-                        logger: logger
-                    )
-                    guard let seq = try await cursor.decode(Int64.self).first(where: { _ in true }) else {
-                        throw NoticeStoreError.unknownCursor
-                    }
-                    upperSeq = seq
-                }
-                return try await Self.storedRows(
-                    connection.query(
-                        """
-                        SELECT notice_id, recipient, payload, created_at, pushed, delivered_at, read_at FROM notice
-                        WHERE recipient = \(query.userId) AND seq < \(upperSeq) \(unescaped: query.unreadOnly ? "AND read_at IS NULL" : "")
-                        ORDER BY seq DESC LIMIT \(query.limit)
-                        """,
-                        logger: logger
-                    )
+            if let before = query.before {
+                let cursor = try await connection.query(
+                    "SELECT seq FROM notice WHERE notice_id = \(before) AND recipient = \(query.userId)",
+                    logger: logger
                 )
+                guard let seq = try await cursor.decode(Int64.self).first(where: { _ in true }) else {
+                    throw NoticeStoreError.unknownCursor
+                }
+                upperSeq = seq
+            }
+            return try await Self.storedRows(
+                connection.query(
+                    """
+                    SELECT notice_id, recipient, payload, created_at, pushed, delivered_at, read_at FROM notice
+                    WHERE recipient = \(query.userId) AND seq < \(upperSeq) \(unescaped: query.unreadOnly ? "AND read_at IS NULL" : "")
+                    ORDER BY seq DESC LIMIT \(query.limit)
+                    """,
+                    logger: logger
+                )
+            )
         }
     }
 
@@ -268,7 +268,11 @@ public final class PostgresNoticeStore: NoticeStore {
             result.append(
                 StoredNoticeRow(
                     row: NoticeRow(
-                        noticeId: id, recipient: recipient.isEmpty ? nil : recipient, payload: payload, createdAt: createdAt, pushed: pushed
+                        noticeId: id,
+                        recipient: recipient.isEmpty ? nil : recipient,
+                        payload: payload,
+                        createdAt: createdAt,
+                        pushed: pushed
                     ),
                     deliveredAt: deliveredAt,
                     readAt: readAt

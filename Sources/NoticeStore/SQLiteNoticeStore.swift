@@ -158,7 +158,10 @@ public final class SQLiteNoticeStore: NoticeStore {
             if let before = query.before {
                 guard
                     let seq = try Int64.fetchOne(
-                        db, sql: "SELECT seq FROM notice WHERE notice_id = ? AND recipient = ?", arguments: [before, query.userId])
+                        db,
+                        sql: "SELECT seq FROM notice WHERE notice_id = ? AND recipient = ?",
+                        arguments: [before, query.userId]
+                    )
                 else { throw NoticeStoreError.unknownCursor }
                 upperSeq = seq
             }
@@ -178,7 +181,8 @@ public final class SQLiteNoticeStore: NoticeStore {
         try await pool.read { db in
             try Row.fetchOne(
                 db,
-                sql: "SELECT notice_id, recipient, payload, created_at, pushed, delivered_at, read_at FROM notice WHERE notice_id = ? AND recipient = ?",
+                sql:
+                    "SELECT notice_id, recipient, payload, created_at, pushed, delivered_at, read_at FROM notice WHERE notice_id = ? AND recipient = ?",
                 arguments: [key.noticeId, key.recipient ?? ""]
             ).map(Self.storedRow)
         }

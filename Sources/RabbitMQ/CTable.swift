@@ -39,24 +39,54 @@ final class CArena {
     func field(_ value: AMQPFieldValue) -> amqp_field_value_t {
         var field = amqp_field_value_t()
         switch value {
-        case .bool(let flag): field.kind = kind("t"); field.value.boolean = flag ? 1 : 0
-        case .int8(let number): field.kind = kind("b"); field.value.i8 = number
-        case .uint8(let number): field.kind = kind("B"); field.value.u8 = number
-        case .int16(let number): field.kind = kind("s"); field.value.i16 = number
-        case .uint16(let number): field.kind = kind("u"); field.value.u16 = number
-        case .int32(let number): field.kind = kind("I"); field.value.i32 = number
-        case .uint32(let number): field.kind = kind("i"); field.value.u32 = number
-        case .int64(let number): field.kind = kind("l"); field.value.i64 = number
-        case .uint64(let number): field.kind = kind("L"); field.value.u64 = number
-        case .float(let number): field.kind = kind("f"); field.value.f32 = number
-        case .double(let number): field.kind = kind("d"); field.value.f64 = number
+        case .bool(let flag):
+            field.kind = kind("t")
+            field.value.boolean = flag ? 1 : 0
+        case .int8(let number):
+            field.kind = kind("b")
+            field.value.i8 = number
+        case .uint8(let number):
+            field.kind = kind("B")
+            field.value.u8 = number
+        case .int16(let number):
+            field.kind = kind("s")
+            field.value.i16 = number
+        case .uint16(let number):
+            field.kind = kind("u")
+            field.value.u16 = number
+        case .int32(let number):
+            field.kind = kind("I")
+            field.value.i32 = number
+        case .uint32(let number):
+            field.kind = kind("i")
+            field.value.u32 = number
+        case .int64(let number):
+            field.kind = kind("l")
+            field.value.i64 = number
+        case .uint64(let number):
+            field.kind = kind("L")
+            field.value.u64 = number
+        case .float(let number):
+            field.kind = kind("f")
+            field.value.f32 = number
+        case .double(let number):
+            field.kind = kind("d")
+            field.value.f64 = number
         case .decimal(let scale, let number):
             field.kind = kind("D")
             field.value.decimal = amqp_decimal_t(decimals: scale, value: number)
-        case .string(let text): field.kind = kind("S"); field.value.bytes = bytes(text)
-        case .bytes(let data): field.kind = kind("x"); field.value.bytes = bytes(data)
-        case .timestamp(let time): field.kind = kind("T"); field.value.u64 = time
-        case .table(let nested): field.kind = kind("F"); field.value.table = table(nested)
+        case .string(let text):
+            field.kind = kind("S")
+            field.value.bytes = bytes(text)
+        case .bytes(let data):
+            field.kind = kind("x")
+            field.value.bytes = bytes(data)
+        case .timestamp(let time):
+            field.kind = kind("T")
+            field.value.u64 = time
+        case .table(let nested):
+            field.kind = kind("F")
+            field.value.table = table(nested)
         case .void: field.kind = kind("V")
         case .array(let values):
             field.kind = kind("A")
@@ -170,9 +200,11 @@ extension AMQPFieldValue {
 
 extension AMQPTable {
     init(_ table: amqp_table_t) {
-        self.init((0..<Int(table.num_entries)).map {
-            Entry(key: String(table.entries[$0].key), value: AMQPFieldValue(table.entries[$0].value))
-        })
+        self.init(
+            (0..<Int(table.num_entries)).map {
+                Entry(key: String(table.entries[$0].key), value: AMQPFieldValue(table.entries[$0].value))
+            }
+        )
     }
 }
 

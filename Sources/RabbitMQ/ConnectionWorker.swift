@@ -104,7 +104,14 @@ final class ConnectionWorker: @unchecked Sendable {
         // rabbitmq-c reads "amqp://host/" as the empty vhost; RabbitMQ's default is "/".
         let vhost = info.vhost.map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "/"
         let reply = notice_amqp_login_plain(
-            connection, vhost, 0, 131_072, Int32(configuration.heartbeatSeconds), &properties, info.user, info.password
+            connection,
+            vhost,
+            0,
+            131_072,
+            Int32(configuration.heartbeatSeconds),
+            &properties,
+            info.user,
+            info.password
         )
         try check(reply, "login")
 
@@ -141,22 +148,39 @@ final class ConnectionWorker: @unchecked Sendable {
     private func declare(_ topology: AMQPTopology, on connection: amqp_connection_state_t, arena: CArena) throws {
         for exchange in topology.exchanges {
             amqp_exchange_declare(
-                connection, Self.consumeChannel, arena.bytes(exchange.name), arena.bytes(exchange.type),
-                0, exchange.durable ? 1 : 0, 0, 0, amqp_empty_table
+                connection,
+                Self.consumeChannel,
+                arena.bytes(exchange.name),
+                arena.bytes(exchange.type),
+                0,
+                exchange.durable ? 1 : 0,
+                0,
+                0,
+                amqp_empty_table
             )
             try check(amqp_get_rpc_reply(connection), "exchange.declare \(exchange.name)")
         }
         for queue in topology.queues {
             amqp_queue_declare(
-                connection, Self.consumeChannel, arena.bytes(queue.name), 0,
-                queue.durable ? 1 : 0, queue.exclusive ? 1 : 0, queue.autoDelete ? 1 : 0, amqp_empty_table
+                connection,
+                Self.consumeChannel,
+                arena.bytes(queue.name),
+                0,
+                queue.durable ? 1 : 0,
+                queue.exclusive ? 1 : 0,
+                queue.autoDelete ? 1 : 0,
+                amqp_empty_table
             )
             try check(amqp_get_rpc_reply(connection), "queue.declare \(queue.name)")
         }
         for binding in topology.bindings {
             amqp_queue_bind(
-                connection, Self.consumeChannel, arena.bytes(binding.queue), arena.bytes(binding.exchange),
-                arena.bytes(binding.routingKey), amqp_empty_table
+                connection,
+                Self.consumeChannel,
+                arena.bytes(binding.queue),
+                arena.bytes(binding.exchange),
+                arena.bytes(binding.routingKey),
+                amqp_empty_table
             )
             try check(amqp_get_rpc_reply(connection), "queue.bind \(binding.queue)")
         }
@@ -357,8 +381,14 @@ final class ConnectionWorker: @unchecked Sendable {
             let arena = CArena()
             var properties = arena.properties(message.properties)
             let status = amqp_basic_publish(
-                connection, Self.publishChannel, arena.bytes(exchange), arena.bytes(routingKey), 0, 0,
-                &properties, arena.bytes(message.body)
+                connection,
+                Self.publishChannel,
+                arena.bytes(exchange),
+                arena.bytes(routingKey),
+                0,
+                0,
+                &properties,
+                arena.bytes(message.body)
             )
             guard status == AMQP_STATUS_OK.rawValue else {
                 completion(.failure(AMQPError.notConnected))
@@ -381,13 +411,21 @@ final class ConnectionWorker: @unchecked Sendable {
             let arena = CArena()
             if unbind {
                 amqp_queue_unbind(
-                    connection, Self.consumeChannel, arena.bytes(binding.queue), arena.bytes(binding.exchange),
-                    arena.bytes(binding.routingKey), amqp_empty_table
+                    connection,
+                    Self.consumeChannel,
+                    arena.bytes(binding.queue),
+                    arena.bytes(binding.exchange),
+                    arena.bytes(binding.routingKey),
+                    amqp_empty_table
                 )
             } else {
                 amqp_queue_bind(
-                    connection, Self.consumeChannel, arena.bytes(binding.queue), arena.bytes(binding.exchange),
-                    arena.bytes(binding.routingKey), amqp_empty_table
+                    connection,
+                    Self.consumeChannel,
+                    arena.bytes(binding.queue),
+                    arena.bytes(binding.exchange),
+                    arena.bytes(binding.routingKey),
+                    amqp_empty_table
                 )
             }
             do {

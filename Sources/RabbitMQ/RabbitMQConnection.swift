@@ -1,5 +1,5 @@
-public import CoreMetrics
 internal import CRabbitMQ
+public import CoreMetrics
 import Foundation
 public import Logging
 import Synchronization

@@ -66,7 +66,8 @@ public struct HeartBeat: Sendable, Hashable, CustomStringConvertible {
     /// Negotiates `client` (from CONNECT) against `server` (what this server offers).
     /// Both sides' values are taken as at most ``maxInterval``.
     public static func negotiate(client: HeartBeat, server: HeartBeat) -> Agreement {
-        let client = client.bounded, server = server.bounded
+        let client = client.bounded
+        let server = server.bounded
         let serverSends = (server.outgoing == 0 || client.incoming == 0) ? 0 : max(server.outgoing, client.incoming)
         let clientSends = (client.outgoing == 0 || server.incoming == 0) ? 0 : max(client.outgoing, server.incoming)
         return Agreement(serverSends: serverSends, clientSends: clientSends)

@@ -47,7 +47,11 @@ extension SockJSServer {
     }
 
     private static func serve(
-        _ session: SockJSSession, framing: HTTPFraming, limit: Int, channel: any Channel, writer: inout any ResponseBodyWriter
+        _ session: SockJSSession,
+        framing: HTTPFraming,
+        limit: Int,
+        channel: any Channel,
+        writer: inout any ResponseBodyWriter
     ) async {
         let receiver: SockJSSession.Receiver
         switch session.attach() {

@@ -6,7 +6,8 @@ import NIOCore
 extension SockJSServer {
     func addInfoRoutes(to group: RouterGroup<Context>) {
         group.get("info") { request, _ in
-            let body = #"{"websocket":\#(self.configuration.webSocketEnabled),"cookie_needed":false,"origins":["*:*"],"entropy":\#(UInt32.random(in: 0...UInt32.max))}"#
+            let body =
+                #"{"websocket":\#(self.configuration.webSocketEnabled),"cookie_needed":false,"origins":["*:*"],"entropy":\#(UInt32.random(in: 0...UInt32.max))}"#
             return Response(
                 status: .ok,
                 headers: SockJSHTTP.dynamic(request, contentType: "application/json; charset=UTF-8"),

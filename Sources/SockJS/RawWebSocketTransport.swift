@@ -14,7 +14,10 @@ extension SockJSServer {
         } onUpgrade: { inbound, outbound, context in
             defer { context.requestContext.webSocketSlot.release() }
             await self.runWebSocketSession(
-                .rawWebSocket, request: context.request, inbound: inbound, outbound: outbound,
+                .rawWebSocket,
+                request: context.request,
+                inbound: inbound,
+                outbound: outbound,
                 decode: { [$0] },
                 take: { session, receiver in
                     let (messages, closed) = session.takeRaw(receiver)

@@ -117,7 +117,10 @@ public final class SockJSSession: Sendable {
     public func sendWhenRoom(_ message: String) async throws(SockJSError) {
         let size = message.utf8.count
         while true {
-            enum Step { case sent(AsyncStream<Void>.Continuation?), wait, closed }
+            enum Step {
+                case sent(AsyncStream<Void>.Continuation?)
+                case wait, closed
+            }
             let step = state.withLock { state -> Step in
                 guard state.closeFrame == nil else { return .closed }
                 guard state.outbox.isEmpty || state.outboxBytes + size <= configuration.maxQueuedBytes else { return .wait }

@@ -20,7 +20,10 @@ extension SockJSServer {
         } onUpgrade: { inbound, outbound, context in
             defer { context.requestContext.webSocketSlot.release() }
             await self.runWebSocketSession(
-                .webSocket, request: context.request, inbound: inbound, outbound: outbound,
+                .webSocket,
+                request: context.request,
+                inbound: inbound,
+                outbound: outbound,
                 decode: { text in text.isEmpty ? [] : SockJSJSON.messages(from: text.utf8, allowSingleString: true) },
                 take: { session, receiver in
                     switch session.take(receiver) {

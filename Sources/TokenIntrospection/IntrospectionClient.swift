@@ -12,7 +12,11 @@ public struct IntrospectionClient: Sendable {
     private let now: @Sendable () -> Int64
 
     /// - Parameter now: Unix time in seconds (a parameter for tests).
-    public init(configuration: IntrospectionConfiguration, httpClient: HTTPClient, now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }) {
+    public init(
+        configuration: IntrospectionConfiguration,
+        httpClient: HTTPClient,
+        now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
+    ) {
         self.configuration = configuration
         self.httpClient = httpClient
         self.now = now

@@ -1,6 +1,6 @@
-public import Foundation
 public import CoreMetrics
 import Crypto
+public import Foundation
 import Synchronization
 
 /// Token checks with a cache in front of the endpoint (SPEC §5): positive answers are kept

@@ -87,8 +87,13 @@ struct NoticeBench: AsyncParsableCommand {
 
     func makePlan(subscribes: Bool = true, fixedToken: String? = nil) throws -> SessionPlan {
         try SessionPlan(
-            url: url, target: plannedTarget, run: run, fixedToken: fixedToken, subscribes: subscribes,
-            broadcast: mode == .broadcast, sourceAddresses: sources
+            url: url,
+            target: plannedTarget,
+            run: run,
+            fixedToken: fixedToken,
+            subscribes: subscribes,
+            broadcast: mode == .broadcast,
+            sourceAddresses: sources
         )
     }
 
@@ -159,29 +164,45 @@ struct NoticeBench: AsyncParsableCommand {
         switch (plannedTarget, mode) {
         case (.notice, .broadcast):
             return Publisher(
-                url: amqpUrl, connections: 1, topology: AMQPTopology(),
+                url: amqpUrl,
+                connections: 1,
+                topology: AMQPTopology(),
                 route: .init(exchange: "", routingKey: { [queue] _ in queue }) { index, sentAt in
                     #"{"broadcast":true,"title":"bench broadcast \#(index)","sentAt":\#(sentAt)}"#
-                }, logger: logger)
+                },
+                logger: logger
+            )
         case (.notice, _), (.webstomp, .bare):
             return Publisher(
-                url: amqpUrl, connections: publishers, topology: AMQPTopology(),
+                url: amqpUrl,
+                connections: publishers,
+                topology: AMQPTopology(),
                 route: .init(exchange: "", routingKey: { [queue] _ in queue }) { [users] index, sentAt in
                     #"{"userId":"\#(index % users + 1)","title":"bench \#(index)","sentAt":\#(sentAt)}"#
-                }, logger: logger)
+                },
+                logger: logger
+            )
         case (.webstomp, .broadcast):
             return Publisher(
-                url: amqpUrl, connections: 1, topology: Self.webStompTopology,
+                url: amqpUrl,
+                connections: 1,
+                topology: Self.webStompTopology,
                 route: .init(exchange: SessionPlan.webStompExchange, routingKey: { _ in "broadcast" }) { index, sentAt in
                     #"{"broadcast":true,"title":"bench broadcast \#(index)","sentAt":\#(sentAt)}"#
-                }, logger: logger)
+                },
+                logger: logger
+            )
         case (.webstomp, _):
             return Publisher(
-                url: amqpUrl, connections: publishers, topology: Self.webStompTopology,
+                url: amqpUrl,
+                connections: publishers,
+                topology: Self.webStompTopology,
                 route: .init(exchange: SessionPlan.webStompExchange, routingKey: { [users] index in "user.\(index % users + 1)" }) {
                     [users] index, sentAt in
                     #"{"userId":"\#(index % users + 1)","title":"bench \#(index)","sentAt":\#(sentAt)}"#
-                }, logger: logger)
+                },
+                logger: logger
+            )
         }
     }
 
@@ -285,7 +306,10 @@ struct NoticeBench: AsyncParsableCommand {
             let reason = try await client.firstError() ?? "?"
             throw BenchError("the first CONNECT failed: \(reason)")
         }
-        _ = try await client.collect { $0.connectLatencies.removeAll(); $0.openLatencies.removeAll() }
+        _ = try await client.collect {
+            $0.connectLatencies.removeAll()
+            $0.openLatencies.removeAll()
+        }
         let cpu = CPUWindow(pid: pid, brokerPid: brokerPid)
         let started = ContinuousClock.now
         try await client.openAll(users: 2...(count + 1), inFlight: concurrency, timeout: .seconds(openTimeout))

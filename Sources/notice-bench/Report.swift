@@ -102,7 +102,8 @@ struct CPUWindow {
             bench: ProcessSample.current.cpuSeconds - bench.cpuSeconds,
             server: pid.flatMap { pid in server.map { ProcessSample(pid: pid).cpuSeconds - $0.cpuSeconds } },
             broker: brokerPid.flatMap { pid in broker.map { ProcessSample(pid: pid).cpuSeconds - $0.cpuSeconds } },
-            machineBusy: now.busy - machine.busy, machineTotal: now.total - machine.total
+            machineBusy: now.busy - machine.busy,
+            machineTotal: now.total - machine.total
         )
     }
 }
@@ -118,8 +119,12 @@ struct CPUSpent {
 
     static func + (a: CPUSpent, b: CPUSpent) -> CPUSpent {
         CPUSpent(
-            wall: a.wall + b.wall, bench: a.bench + b.bench, server: a.server.map { $0 + (b.server ?? 0) },
-            broker: a.broker.map { $0 + (b.broker ?? 0) }, machineBusy: a.machineBusy + b.machineBusy, machineTotal: a.machineTotal + b.machineTotal
+            wall: a.wall + b.wall,
+            bench: a.bench + b.bench,
+            server: a.server.map { $0 + (b.server ?? 0) },
+            broker: a.broker.map { $0 + (b.broker ?? 0) },
+            machineBusy: a.machineBusy + b.machineBusy,
+            machineTotal: a.machineTotal + b.machineTotal
         )
     }
 

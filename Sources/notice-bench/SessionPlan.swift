@@ -49,7 +49,8 @@ final class SessionPlan: Sendable {
         Array(
             ("GET \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-                + "Sec-WebSocket-Protocol: v12.stomp\r\n\r\n").utf8)
+                + "Sec-WebSocket-Protocol: v12.stomp\r\n\r\n").utf8
+        )
     }
 
     func connectFrame(user: Int) -> [UInt8] {

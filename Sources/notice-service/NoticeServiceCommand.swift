@@ -19,7 +19,11 @@ struct NoticeServiceCommand: AsyncParsableCommand {
 /// Command-line options mirroring every `NOTICE_*` environment variable; an option wins
 /// over the variable.
 struct SettingOptions: ParsableArguments {
-    @Option(name: .customLong("set"), parsing: .singleValue, help: ArgumentHelp("KEY=VALUE; any NOTICE_* setting (repeatable), e.g. --set NOTICE_HTTP_PORT=9090", valueName: "setting"))
+    @Option(
+        name: .customLong("set"),
+        parsing: .singleValue,
+        help: ArgumentHelp("KEY=VALUE; any NOTICE_* setting (repeatable), e.g. --set NOTICE_HTTP_PORT=9090", valueName: "setting")
+    )
     var settings: [String] = []
 
     @Option(help: .setting(.httpHost)) var httpHost: String?

@@ -18,7 +18,9 @@ final class RecordingSink: NoticeSink {
 
     @Test func deliversToEverySessionOfTheRecipientOnly() {
         let hub = DeliveryHub(maxSessionsPerUser: 4)
-        let a1 = RecordingSink(), a2 = RecordingSink(), b = RecordingSink()
+        let a1 = RecordingSink()
+        let a2 = RecordingSink()
+        let b = RecordingSink()
         #expect(hub.register(a1, userId: "a"))
         #expect(hub.register(a2, userId: "a"))
         #expect(hub.register(b, userId: "b"))
@@ -42,7 +44,8 @@ final class RecordingSink: NoticeSink {
 
     @Test func closeAllReachesEverySession() {
         let hub = DeliveryHub(maxSessionsPerUser: 2)
-        let a = RecordingSink(), b = RecordingSink()
+        let a = RecordingSink()
+        let b = RecordingSink()
         #expect(hub.register(a, userId: "a"))
         #expect(hub.register(b, userId: "b"))
         hub.closeAll(message: "server shutting down", detail: "")

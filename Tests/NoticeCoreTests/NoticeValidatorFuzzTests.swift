@@ -25,7 +25,8 @@ import Testing
     @Test func mutatedRecordsNeverCrash() throws {
         var random = SplitMix64(state: 0x5EED_0003)
         let validator = NoticeValidator()
-        let interesting: [[UInt8]] = ["{", "}", "[", "]", "\"", ",", ":", "\\", "\\u", "null", "-0", "1e999", "userId", "broadcast", "/"].map { Array($0.utf8) }
+        let interesting: [[UInt8]] =
+            ["{", "}", "[", "]", "\"", ",", ":", "\\", "\\u", "null", "-0", "1e999", "userId", "broadcast", "/"].map { Array($0.utf8) }
             + [[0xFF], [0x00], [0xED, 0xA0, 0x80]]
         var accepted = 0
         for _ in 0..<20_000 {
@@ -40,10 +41,11 @@ import Testing
             }
             guard let record = try? validator.validate(bytes, assignId: { 1 }) else { continue }
             accepted += 1
-            let recipients: [String?] = switch record.audience {
-            case .broadcast: [nil]
-            case .users(let users): users
-            }
+            let recipients: [String?] =
+                switch record.audience {
+                case .broadcast: [nil]
+                case .users(let users): users
+                }
             for recipient in recipients {
                 let payload = record.payload(for: recipient, createdAt: "2026-01-01T00:00:00.000Z")
                 guard case .object(let object) = try JSONParser.parse(Array(payload.utf8)) else {

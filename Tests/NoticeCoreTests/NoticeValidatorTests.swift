@@ -1,3 +1,4 @@
+import Synchronization
 import Testing
 
 @testable import NoticeCore
@@ -25,7 +26,10 @@ import Testing
         #expect(record.audience == .users(["7"]))
         #expect(record.isPushed(pushTargets: ["SYS"]))
         let payload = record.payload(for: "7", createdAt: "2026-01-01T00:00:00.000Z")
-        #expect(payload == #"{"id":"123","userId":"7","title":"t","content":"<b>c</b>","sendTarget":"SYS","extra":{"k":[1]},"createdAt":"2026-01-01T00:00:00.000Z"}"#)
+        #expect(
+            payload
+                == #"{"id":"123","userId":"7","title":"t","content":"<b>c</b>","sendTarget":"SYS","extra":{"k":[1]},"createdAt":"2026-01-01T00:00:00.000Z"}"#
+        )
     }
 
     @Test func assignsAnIdWhenAbsent() throws {
@@ -125,5 +129,3 @@ import Testing
         #expect(ids.allSatisfy { $0 > 0 })
     }
 }
-
-import Synchronization

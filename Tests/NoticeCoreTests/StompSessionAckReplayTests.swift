@@ -69,10 +69,14 @@ import Testing
 
     @Test func clientIndividualAckTakesOneAndNackRecordsNothing() {
         var session = connected()
-        _ = session.receive(StompFrame(.subscribe, headers: ["id": "i", "destination": "/notice/remind", "ack": "client-individual", "x-replay": "none"]))
+        _ = session.receive(
+            StompFrame(.subscribe, headers: ["id": "i", "destination": "/notice/remind", "ack": "client-individual", "x-replay": "none"])
+        )
         let ids = [notice(1), notice(2), notice(3)].flatMap { session.messages(for: $0).frames.map { $0.headers["ack"] ?? "" } }
         #expect(session.receive(StompFrame(.ack, headers: ["id": ids[1]])) == [.markDelivered([key(2)])])
-        #expect(session.receive(StompFrame(.nack, headers: ["id": ids[0], "receipt": "n"])) == [.send(StompFrame(.receipt, headers: ["receipt-id": "n"]))])
+        #expect(
+            session.receive(StompFrame(.nack, headers: ["id": ids[0], "receipt": "n"])) == [.send(StompFrame(.receipt, headers: ["receipt-id": "n"]))]
+        )
         #expect(session.unacknowledged.map(\.key) == [key(3)])
     }
 

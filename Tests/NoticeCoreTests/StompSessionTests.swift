@@ -80,7 +80,10 @@ import Testing
         #expect(session.subscriptions.count == 1)
     }
 
-    @Test(arguments: ["/notice/8/remind", "/notice/7/../8/remind", "/notice/%37/remind", "/NOTICE/7/remind", "/notice/7/remind/", "/notice//remind", "/topic/other", "/notice/7/remind\u{0}"])
+    @Test(arguments: [
+        "/notice/8/remind", "/notice/7/../8/remind", "/notice/%37/remind", "/NOTICE/7/remind", "/notice/7/remind/", "/notice//remind", "/topic/other",
+        "/notice/7/remind\u{0}",
+    ])
     func otherDestinationsAreForbidden(_ destination: String) {
         var session = connected(as: "7")
         let actions = session.receive(StompFrame(.subscribe, headers: ["id": "a", "destination": destination, "receipt": "r"]))
@@ -149,19 +152,34 @@ import Testing
     @Test func legacyProbeIsAcceptedAndIgnored() {
         var session = connected()
         #expect(session.receive(StompFrame(.send, body: Array("test".utf8))).isEmpty)
-        #expect(session.receive(StompFrame(.send, headers: ["destination": "/app/x", "receipt": "9"])) == [.send(StompFrame(.receipt, headers: ["receipt-id": "9"]))])
+        #expect(
+            session.receive(StompFrame(.send, headers: ["destination": "/app/x", "receipt": "9"])) == [
+                .send(StompFrame(.receipt, headers: ["receipt-id": "9"]))
+            ]
+        )
         #expect(session.state == .connected)
     }
 
     @Test func readNotice() {
         var session = connected()
-        #expect(session.receive(StompFrame(.send, headers: ["destination": "/app/notices/read"], body: Array(#"{"id":"12"}"#.utf8))) == [.markRead(noticeId: 12)])
-        #expect(sentFrames(session.receive(StompFrame(.send, headers: ["destination": "/app/notices/read"], body: Array("x".utf8)))).first?.command == .error)
+        #expect(
+            session.receive(StompFrame(.send, headers: ["destination": "/app/notices/read"], body: Array(#"{"id":"12"}"#.utf8))) == [
+                .markRead(noticeId: 12)
+            ]
+        )
+        #expect(
+            sentFrames(session.receive(StompFrame(.send, headers: ["destination": "/app/notices/read"], body: Array("x".utf8)))).first?.command
+                == .error
+        )
     }
 
     @Test func disconnectWithReceipt() {
         var session = connected()
-        #expect(session.receive(StompFrame(.disconnect, headers: ["receipt": "bye"])) == [.send(StompFrame(.receipt, headers: ["receipt-id": "bye"])), .close])
+        #expect(
+            session.receive(StompFrame(.disconnect, headers: ["receipt": "bye"])) == [
+                .send(StompFrame(.receipt, headers: ["receipt-id": "bye"])), .close,
+            ]
+        )
         #expect(session.state == .closed)
         #expect(session.receive(StompFrame(.send)).isEmpty)
     }

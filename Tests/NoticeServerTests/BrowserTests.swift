@@ -25,8 +25,14 @@ import Testing
 
     @Test(arguments: [("websocket", "['websocket']"), ("xhr-streaming", "['xhr-streaming']")])
     func legacyPageReceivesANotice(expected: String, transports: String) async throws {
-        try #require(HeadlessChromium.isInstalled, "Chromium is missing at \(HeadlessChromium.executable): scripts/bootstrap installs Debian's chromium")
-        try #require(FileManager.default.fileExists(atPath: Self.sockJSClient), "sockjs-client is missing: scripts/bootstrap installs node-sockjs-client")
+        try #require(
+            HeadlessChromium.isInstalled,
+            "Chromium is missing at \(HeadlessChromium.executable): scripts/bootstrap installs Debian's chromium"
+        )
+        try #require(
+            FileManager.default.fileExists(atPath: Self.sockJSClient),
+            "sockjs-client is missing: scripts/bootstrap installs node-sockjs-client"
+        )
         let stompJS = try #require(Self.stompJS, "stomp.js is missing: it comes with rabbitmq-server's web-stomp examples")
 
         let page = try await PageServer.start(files: ["/sockjs.min.js": Self.sockJSClient, "/stomp.js": stompJS])

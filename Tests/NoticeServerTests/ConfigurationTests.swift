@@ -32,7 +32,10 @@ import Testing
             Issue.record("accepted a bad configuration")
         } catch {
             let text = error.description
-            for key in ["NOTICE_HTTP_PORT", "NOTICE_AMQP_PREFETCH", "NOTICE_DB_URL", "NOTICE_DEV_TOKENS", "NOTICE_LOG_LEVEL", "NOTICE_HTTP_PROT: unknown setting"] {
+            for key in [
+                "NOTICE_HTTP_PORT", "NOTICE_AMQP_PREFETCH", "NOTICE_DB_URL", "NOTICE_DEV_TOKENS", "NOTICE_LOG_LEVEL",
+                "NOTICE_HTTP_PROT: unknown setting",
+            ] {
                 #expect(text.contains(key), "\(key) missing from: \(text)")
             }
             #expect(!text.contains("secret-no-user"))
@@ -74,14 +77,19 @@ import Testing
         #expect(postgres.tls == .require)
 
         let short = try database("postgresql://app@127.0.0.1/app_db")
-        #expect(try database("postgres://u:p%40@[::1]:5433/d") == .postgres(.init(host: "::1", port: 5433, username: "u", password: "p@", database: "d")))
+        #expect(
+            try database("postgres://u:p%40@[::1]:5433/d") == .postgres(.init(host: "::1", port: 5433, username: "u", password: "p@", database: "d"))
+        )
         #expect(try database("postgres://u:@h/d") == .postgres(.init(host: "h", username: "u", password: "", database: "d")))
         guard case .postgres(let defaults) = short else { throw TestFailure("not postgres: \(short)") }
         #expect(defaults.port == 5432)
         #expect(defaults.password == nil)
         #expect(defaults.tls == .disable)
         #expect(try database("postgres://u:p@h/d?sslmode=disable") == .postgres(.init(host: "h", username: "u", password: "p", database: "d")))
-        #expect(try database("postgres://u:p@h/d?sslmode=verify-full") == .postgres(.init(host: "h", username: "u", password: "p", database: "d", tls: .verifyFull)))
+        #expect(
+            try database("postgres://u:p@h/d?sslmode=verify-full")
+                == .postgres(.init(host: "h", username: "u", password: "p", database: "d", tls: .verifyFull))
+        )
     }
 
     @Test(arguments: [

@@ -35,7 +35,7 @@ import Glibc
 
     /// The server's own heart-beats (EOL text messages) on a raw socket; the rest is skipped.
     func awaitHeartBeats(_ socket: RawWebSocket, count: Int) async -> Bool {
-        return await blocking {
+        await blocking {
             var seen = 0
             while seen < count, let frame = socket.readFrame(timeout: .seconds(30)) {
                 if frame.opcode == 0x1, frame.payload == [0x0A] { seen += 1 }
@@ -172,7 +172,10 @@ import Glibc
         let keptAlive = try PlainSocket(port: server.port)
         try keptAlive.write("GET /health/live HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")
         let (answer, silence, rest) = await blocking {
-            (keptAlive.readUntilClosed(timeout: .seconds(30)), silent.readUntilClosed(timeout: .seconds(30)), partial.readUntilClosed(timeout: .seconds(30)))
+            (
+                keptAlive.readUntilClosed(timeout: .seconds(30)), silent.readUntilClosed(timeout: .seconds(30)),
+                partial.readUntilClosed(timeout: .seconds(30))
+            )
         }
         #expect(answer.hasPrefix("HTTP/1.1 200"), "answered, then closed when idle")
         #expect(silence.isEmpty && silent.closedByServer)
@@ -194,8 +197,10 @@ import Glibc
 
     /// A request head that does not parse gets `400` and a close at once (it got silence, and
     /// the connection stayed open until the idle timeout, before); a good one is served as ever.
-    @Test(arguments: ["GARBAGE\r\n\r\n", "GET /health/live HTTP/1.1\r\nAuthorization: Bearer \u{1}\r\n\r\n", "FOO /api/notices HTTP/1.1\r\n\r\n",
-        "GET /health/live HTTP/1.1\r\nContent-Length: -1\r\n\r\n", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"])
+    @Test(arguments: [
+        "GARBAGE\r\n\r\n", "GET /health/live HTTP/1.1\r\nAuthorization: Bearer \u{1}\r\n\r\n", "FOO /api/notices HTTP/1.1\r\n\r\n",
+        "GET /health/live HTTP/1.1\r\nContent-Length: -1\r\n\r\n", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+    ])
     func unparsableRequestsAreRefusedAtOnce(_ request: String) async throws {
         let server = try await TestServer.start()  // the idle timeout is a minute
         let socket = try PlainSocket(port: server.port)
@@ -247,7 +252,10 @@ import Glibc
             #expect(ClusterRelay.routingKey(forUser: id) == key)
         }
         #expect(ClusterRelay.routingKey(forUser: String(repeating: "a", count: 250)) == "user." + String(repeating: "a", count: 250))
-        #expect(ClusterRelay.routingKey(forUser: String(repeating: "😀", count: 128)) != ClusterRelay.routingKey(forUser: String(repeating: "😁", count: 128)))
+        #expect(
+            ClusterRelay.routingKey(forUser: String(repeating: "😀", count: 128))
+                != ClusterRelay.routingKey(forUser: String(repeating: "😁", count: 128))
+        )
     }
 
     /// A user whose id does not fit a routing key connects on a relaying node and gets their
@@ -272,8 +280,12 @@ import Glibc
             .init(key: ClusterRelay.recipientHeader, value: .text(longId)),
         ])
         try await broker.connection.publish(
-            AMQPMessage(body: Array(#"{"id":"2","userId":"\#(longId)"}"#.utf8), properties: AMQPProperties(contentType: "application/json", headers: headers)),
-            exchange: server.configuration.deliverExchange, routingKey: ClusterRelay.routingKey(forUser: longId)
+            AMQPMessage(
+                body: Array(#"{"id":"2","userId":"\#(longId)"}"#.utf8),
+                properties: AMQPProperties(contentType: "application/json", headers: headers)
+            ),
+            exchange: server.configuration.deliverExchange,
+            routingKey: ClusterRelay.routingKey(forUser: longId)
         )
         #expect(await client.frames.next()?.headers["notice-id"] == "2")
         #expect(try await server.get("/health/ready").status == 200)

@@ -1,5 +1,5 @@
-import Foundation
 import CoreMetrics
+import Foundation
 import Logging
 import NoticeCore
 import NoticeStore
@@ -36,7 +36,12 @@ final class CollectingSink: NoticeSink {
             relay: nil,
             health: ServiceHealth(),
             configuration: configuration,
-            ids: NoticeIDGenerator(nodeId: "unit") { clock.withLock { $0 += 1; return $0 } },
+            ids: NoticeIDGenerator(nodeId: "unit") {
+                clock.withLock {
+                    $0 += 1
+                    return $0
+                }
+            },
             metrics: ServiceMetrics(factory: NOOPMetricsHandler.instance),
             logger: Logger(label: "unit")
         )
@@ -150,7 +155,8 @@ final class CollectingSink: NoticeSink {
         let now = Date()
         let nowMillis = Int64(now.timeIntervalSince1970 * 1000)
         let day: Int64 = 86_400_000
-        let rows = (0..<2_500).map { NoticeRow(noticeId: Int64($0), recipient: "u", payload: "{}", createdAt: nowMillis - 91 * day) }
+        let rows =
+            (0..<2_500).map { NoticeRow(noticeId: Int64($0), recipient: "u", payload: "{}", createdAt: nowMillis - 91 * day) }
             + (0..<10).map { NoticeRow(noticeId: Int64(10_000 + $0), recipient: "u", payload: "{}", createdAt: nowMillis - 89 * day) }
         _ = try await store.insert(rows)
         let service = RetentionService(store: store, retention: .seconds(90 * 86_400), logger: Logger(label: "unit"))

@@ -3,11 +3,11 @@ import NoticeCore
 import STOMP
 import Testing
 
+@testable import NoticeServer
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-
-@testable import NoticeServer
 
 /// The HTTP API (SPEC §7) against the real service, broker and store.
 @Suite struct NoticeAPITests {
@@ -41,7 +41,8 @@ import FoundationNetworking
     func listReadAndPaging(_ store: TestServer.Store) async throws {
         let server = try await TestServer.start(try await TestServer.settings(store: store))
         let broker = await TestBroker()
-        let records = (1...5).map { #"{"id":\#($0),"userId":"1","title":"n\#($0)"}"# }
+        let records =
+            (1...5).map { #"{"id":\#($0),"userId":"1","title":"n\#($0)"}"# }
             + [#"{"id":90,"userId":"2","title":"bob's"}"#, #"{"id":91,"broadcast":true,"title":"all"}"#]
         try await broker.publishAll(records, to: server.configuration.queue, window: 10)
         try await server.waitForStored(7)

@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import NoticeCore
 import NoticeStore
 import RabbitMQ
@@ -9,6 +6,10 @@ import STOMP
 import Testing
 
 @testable import NoticeServer
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 
 /// Queue → store → STOMP over WebSocket, with the real broker and a real SQLite file.
 @Suite(.serialized) struct PipelineTests {
@@ -25,7 +26,10 @@ import Testing
         let bob = try await server.subscribedClient(token: "bob", user: "2")
         let broker = await TestBroker()
 
-        try await broker.publish(#"{"id":1001,"userId":1,"title":"For Alice","content":"<i>hi</i>","sendTarget":"SYS","extra":[1]}"#, to: server.configuration.queue)
+        try await broker.publish(
+            #"{"id":1001,"userId":1,"title":"For Alice","content":"<i>hi</i>","sendTarget":"SYS","extra":[1]}"#,
+            to: server.configuration.queue
+        )
         // Through the direct exchange as well (routing key "notice").
         try await broker.publish(#"{"userId":"2","title":"For Bob"}"#, exchange: server.configuration.exchange, routingKey: "notice")
 
@@ -123,7 +127,11 @@ import Testing
         let alice = try await server.subscribedClient(token: "alice", user: "1")
         let broker = await TestBroker()
         let garbage: [UInt8] = [0x7B, 0xFF, 0x00, 0x01]
-        try await broker.connection.publish(AMQPMessage(body: garbage, properties: AMQPProperties(contentType: "text/plain", messageId: "m-9")), exchange: "", routingKey: server.configuration.queue)
+        try await broker.connection.publish(
+            AMQPMessage(body: garbage, properties: AMQPProperties(contentType: "text/plain", messageId: "m-9")),
+            exchange: "",
+            routingKey: server.configuration.queue
+        )
         try await broker.publish(#"{"title":"nobody"}"#, to: server.configuration.queue)
         try await broker.publish(#"{"userId":"a/b"}"#, to: server.configuration.queue)
         try await broker.publish(#"{"id":5,"userId":1,"title":"still flowing"}"#, to: server.configuration.queue)
@@ -286,7 +294,9 @@ import Testing
 
         // The broker closes the service's connection, as on a broker restart or a network cut.
         let name = "notice-service \(server.configuration.nodeId)"
-        let line = try #require(try await rabbitmqctl("list_connections", "-q", "pid", "client_properties").split(separator: "\n").first { $0.contains(name) })
+        let line = try #require(
+            try await rabbitmqctl("list_connections", "-q", "pid", "client_properties").split(separator: "\n").first { $0.contains(name) }
+        )
         let pid = try #require(line.split(separator: "\t").first)
         _ = try await rabbitmqctl("close_connection", String(pid), "test: simulated broker failure")
 

@@ -93,7 +93,8 @@ import Testing
             try await broker.publish(body, to: server.configuration.queue)
         }
         // Wait until the service's insert waits for the lock: consumed, not committed, not acked.
-        let blocked = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO notice%'"
+        let blocked =
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO notice%'"
         let deadline = ContinuousClock.now + .seconds(30)
         while try await TestPostgres.psql(database.url, blocked) != "1", ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(20))
@@ -102,7 +103,9 @@ import Testing
 
         // The broker drops the service's connection: its deliveries go back to the queue, redelivered.
         let name = "notice-service \(server.configuration.nodeId)"
-        let line = try #require(try await rabbitmqctl("list_connections", "-q", "pid", "client_properties").split(separator: "\n").first { $0.contains(name) })
+        let line = try #require(
+            try await rabbitmqctl("list_connections", "-q", "pid", "client_properties").split(separator: "\n").first { $0.contains(name) }
+        )
         let pid = try #require(line.split(separator: "\t").first)
         _ = try await rabbitmqctl("close_connection", String(pid), "test: connection lost before the ack")
         // Now the insert commits: its ack goes to a connection that is gone.
@@ -126,7 +129,8 @@ import Testing
         var remaining = ""
         repeat {
             try await Task.sleep(for: .milliseconds(100))
-            remaining = try await rabbitmqctl("list_queues", "-q", "name", "messages").split(separator: "\n")
+            remaining =
+                try await rabbitmqctl("list_queues", "-q", "name", "messages").split(separator: "\n")
                 .first { $0.hasPrefix(server.configuration.queue + "\t") }.map(String.init) ?? ""
         } while remaining != "\(server.configuration.queue)\t0" && ContinuousClock.now < queued
         #expect(remaining == "\(server.configuration.queue)\t0")

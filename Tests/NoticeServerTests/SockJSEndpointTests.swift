@@ -3,11 +3,11 @@ import HTTPTypes
 import STOMP
 import Testing
 
+@testable import NoticeServer
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-
-@testable import NoticeServer
 
 /// STOMP over SockJS on the real service (SPEC §3): the legacy flow on each transport the
 /// browser may fall back to, the origin rule, the `access_token` parameter, and metrics.

@@ -237,7 +237,10 @@ import Testing
         }
         func gauges() async throws -> (sessions: Double?, connections: Double?) {
             let text = try await server.get("/metrics").body
-            return (MetricsTests.value(text, #"notice_sessions{transport="websocket"}"#), MetricsTests.value(text, #"notice_connections{transport="websocket"}"#))
+            return (
+                MetricsTests.value(text, #"notice_sessions{transport="websocket"}"#),
+                MetricsTests.value(text, #"notice_connections{transport="websocket"}"#)
+            )
         }
         #expect(try await gauges() == (5, 5))
         sockets.removeAll()  // closes the five sockets

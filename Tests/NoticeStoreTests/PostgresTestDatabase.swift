@@ -60,8 +60,12 @@ struct PostgresTestDatabase: Sendable {
         let server = try serverConfiguration()
         let connection = try await PostgresConnection.connect(
             configuration: .init(
-                host: configuration.host, port: configuration.port, username: configuration.username,
-                password: configuration.password, database: server.database, tls: .disable
+                host: configuration.host,
+                port: configuration.port,
+                username: configuration.username,
+                password: configuration.password,
+                database: server.database,
+                tls: .disable
             ),
             id: 1,
             logger: logger

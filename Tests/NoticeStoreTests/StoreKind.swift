@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import NoticeCore
+import Testing
 
 @testable import NoticeStore
 

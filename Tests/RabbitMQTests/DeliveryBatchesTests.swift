@@ -5,7 +5,10 @@ import Testing
 @Suite struct DeliveryBatchesTests {
     func delivery(_ connection: UInt64, _ tag: UInt64) -> AMQPDelivery {
         AMQPDelivery(
-            tag: DeliveryTag(connection: connection, value: tag), redelivered: connection > 1, exchange: "", routingKey: "q",
+            tag: DeliveryTag(connection: connection, value: tag),
+            redelivered: connection > 1,
+            exchange: "",
+            routingKey: "q",
             message: AMQPMessage(body: [])
         )
     }

@@ -49,7 +49,13 @@ import Testing
         headers["x-int"] = .int64(-5)
         headers["x-bool"] = .bool(true)
         headers["x-nested"] = .table(AMQPTable([.init(key: "a", value: .array([.int32(1), .text("b")]))]))
-        let properties = AMQPProperties(contentType: "application/json", headers: headers, deliveryMode: 2, messageId: "m-1", timestamp: 1_700_000_000)
+        let properties = AMQPProperties(
+            contentType: "application/json",
+            headers: headers,
+            deliveryMode: 2,
+            messageId: "m-1",
+            timestamp: 1_700_000_000
+        )
         for index in 0..<3 {
             try await publisher.publish(AMQPMessage(body: Array("{\"n\":\(index)}".utf8), properties: properties), exchange: "", routingKey: queue)
         }
@@ -95,15 +101,27 @@ import Testing
         // Posted at once, so the worker takes all three in one batch.
         let (bad, good) = await (
             withCheckedContinuation { (outer: CheckedContinuation<CheckedContinuation<Void, any Error>, Never>) in
-                Task { do { try await withCheckedThrowingContinuation { outer.resume(returning: $0) }; badBind.continuation.yield(true) } catch { badBind.continuation.yield(false) } }
+                Task {
+                    do {
+                        try await withCheckedThrowingContinuation { outer.resume(returning: $0) }
+                        badBind.continuation.yield(true)
+                    } catch { badBind.continuation.yield(false) }
+                }
             },
             withCheckedContinuation { (outer: CheckedContinuation<CheckedContinuation<Void, any Error>, Never>) in
-                Task { do { try await withCheckedThrowingContinuation { outer.resume(returning: $0) }; bound.continuation.yield(true) } catch { bound.continuation.yield(false) } }
+                Task {
+                    do {
+                        try await withCheckedThrowingContinuation { outer.resume(returning: $0) }
+                        bound.continuation.yield(true)
+                    } catch { bound.continuation.yield(false) }
+                }
             }
         )
         publisher.mailbox.post([
             .bind(refusedBinding, unbind: false, bad),
-            .publish(AMQPMessage(body: Array("behind".utf8)), exchange: "", routingKey: queue) { published.continuation.yield((try? $0.get()) != nil) },
+            .publish(AMQPMessage(body: Array("behind".utf8)), exchange: "", routingKey: queue) {
+                published.continuation.yield((try? $0.get()) != nil)
+            },
             .bind(goodBinding, unbind: false, good),
         ])
         #expect(try await within { await badBind.stream.first { _ in true } } == false, "the broker refuses a bind to a missing queue")

@@ -17,11 +17,12 @@ struct SplitMix64: RandomNumberGenerator {
 /// Bounded random testing of the decoder (libFuzzer is not used: a seeded generator in the
 /// suite runs everywhere `swift test` runs). Inputs mix real frame pieces with random bytes.
 @Suite struct StompDecoderFuzzTests {
-    static let pieces: [[UInt8]] = [
-        "CONNECT\n", "SEND\n", "SUBSCRIBE\n", "MESSAGE\n", "DISCONNECT\n", "destination:/a\n", "content-length:3\n",
-        "content-length:99999999\n", "content-length:-1\n", "id:0\n", "a\\cb:c\\\\d\n", "x:\\t\n", "\n", "\r\n", "\r", "\0",
-        "abc", ":", "\\", "\u{00e9}", "ACK\nid:1\n\n\0",
-    ].map { Array($0.utf8) } + [[0xFF], [0xC3], [0x00, 0x00], [0xE2, 0x82]]
+    static let pieces: [[UInt8]] =
+        [
+            "CONNECT\n", "SEND\n", "SUBSCRIBE\n", "MESSAGE\n", "DISCONNECT\n", "destination:/a\n", "content-length:3\n",
+            "content-length:99999999\n", "content-length:-1\n", "id:0\n", "a\\cb:c\\\\d\n", "x:\\t\n", "\n", "\r\n", "\r", "\0",
+            "abc", ":", "\\", "\u{00e9}", "ACK\nid:1\n\n\0",
+        ].map { Array($0.utf8) } + [[0xFF], [0xC3], [0x00, 0x00], [0xE2, 0x82]]
 
     static func input(_ random: inout SplitMix64) -> [UInt8] {
         var bytes: [UInt8] = []
@@ -72,7 +73,9 @@ struct SplitMix64: RandomNumberGenerator {
     @Test func encodedFramesAlwaysDecodeBack() throws {
         var random = SplitMix64(state: 0x5EED_0002)
         let alphabet = Array("ab:\\\n\r é/-_0".unicodeScalars)
-        func text() -> String { String(String.UnicodeScalarView((0..<Int.random(in: 1...12, using: &random)).map { _ in alphabet.randomElement(using: &random)! })) }
+        func text() -> String {
+            String(String.UnicodeScalarView((0..<Int.random(in: 1...12, using: &random)).map { _ in alphabet.randomElement(using: &random)! }))
+        }
         for _ in 0..<3_000 {
             var headers = StompHeaders()
             for _ in 0..<Int.random(in: 0...5, using: &random) { headers.add(text(), text()) }

@@ -137,7 +137,8 @@ import Testing
     }
 
     @Test func framesSplitAtEveryByteDecodeTheSame() throws {
-        let text = "\nCONNECT\naccept-version:1.2\nheart-beat:0,0\n\n\0SEND\ncontent-length:3\ndestination:/a\\cb\n\nx\0y\0\r\nSUBSCRIBE\r\nid:1\r\n\r\n\0"
+        let text =
+            "\nCONNECT\naccept-version:1.2\nheart-beat:0,0\n\n\0SEND\ncontent-length:3\ndestination:/a\\cb\n\nx\0y\0\r\nSUBSCRIBE\r\nid:1\r\n\r\n\0"
         let whole = try decodeAll(text)
         var decoder = StompDecoder(version: .v1_2)
         var pieces: [StompDecoder.Output] = []

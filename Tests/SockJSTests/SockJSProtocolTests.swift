@@ -50,7 +50,10 @@ import Testing
 
     @Test func optionsAreCacheableAndAllowTheMethods() async throws {
         let server = try await EchoServer.start()
-        let cases = [("/info", "OPTIONS, GET"), ("/abc/abc/xhr", "OPTIONS, POST"), ("/abc/abc/xhr_send", "OPTIONS, POST"), ("/abc/abc/xhr_streaming", "OPTIONS, POST")]
+        let cases = [
+            ("/info", "OPTIONS, GET"), ("/abc/abc/xhr", "OPTIONS, POST"), ("/abc/abc/xhr_send", "OPTIONS, POST"),
+            ("/abc/abc/xhr_streaming", "OPTIONS, POST"),
+        ]
         for (path, methods) in cases {
             for origin in [nil, "test", "null"] as [String?] {
                 let r = try await HTTPTestClient.send(.OPTIONS, server.base + path, headers: origin.map { [("Origin", $0)] } ?? [])
@@ -285,7 +288,10 @@ import Testing
         let plain = try await HTTPTestClient.get(server.base + "/0/0/websocket")
         #expect(plain.status == 400)
         #expect(plain.body.contains("Can \"Upgrade\" only to \"WebSocket\"."))
-        let badConnection = try await HTTPTestClient.get(server.base + "/0/0/websocket", headers: [("Upgrade", "WebSocket"), ("Connection", "close")])
+        let badConnection = try await HTTPTestClient.get(
+            server.base + "/0/0/websocket",
+            headers: [("Upgrade", "WebSocket"), ("Connection", "close")]
+        )
         #expect(badConnection.status == 400)
         let post = try await HTTPTestClient.post(server.base + "/0/0/websocket")
         #expect(post.status == 405)

@@ -1,11 +1,12 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 import Synchronization
 import Testing
 
 @testable import TokenIntrospection
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The bounds that keep a flood of made-up tokens from growing memory or flooding the
 /// endpoint (issue #15), without a network: the endpoint is a closure.
@@ -58,11 +59,14 @@ import Testing
     @Test func requestsInFlightAreLimited() async {
         let release = Mutex<[CheckedContinuation<Void, Never>]>([])
         let started = Atomic<Int>(0)
-        let cache = TokenIntrospector(configuration: {
-            var configuration = IntrospectionConfiguration(url: "http://x")
-            configuration.maxConcurrentRequests = 4
-            return configuration
-        }(), nowSeconds: { 1_800_000_000 }) { token in
+        let cache = TokenIntrospector(
+            configuration: {
+                var configuration = IntrospectionConfiguration(url: "http://x")
+                configuration.maxConcurrentRequests = 4
+                return configuration
+            }(),
+            nowSeconds: { 1_800_000_000 }
+        ) { token in
             started.add(1, ordering: .relaxed)
             guard token.hasPrefix("slow") else { return .active(userId: "1", expiresAt: nil, scopes: []) }
             await withCheckedContinuation { continuation in release.withLock { $0.append(continuation) } }
@@ -87,7 +91,9 @@ import Testing
 /// Claims at their extremes, read without a network.
 @Suite struct HostileAnswerTests {
     let client = IntrospectionClient(
-        configuration: IntrospectionConfiguration(url: "http://127.0.0.1:1/introspect"), httpClient: .shared, now: { 1_800_000_000 }
+        configuration: IntrospectionConfiguration(url: "http://127.0.0.1:1/introspect"),
+        httpClient: .shared,
+        now: { 1_800_000_000 }
     )
 
     func verdict(_ json: String) -> IntrospectionResult { client.interpret(status: 200, body: Data(json.utf8)) }

@@ -21,8 +21,10 @@ import Testing
     }
 
     @Test func activeRFC7662Token() {
-        #expect(verdict(#"{"active":true,"sub":"alice","user_id":42,"exp":1800000060,"scope":"read notice:publish"}"#)
-            == .active(userId: "42", expiresAt: 1_800_000_060, scopes: ["read", "notice:publish"]))
+        #expect(
+            verdict(#"{"active":true,"sub":"alice","user_id":42,"exp":1800000060,"scope":"read notice:publish"}"#)
+                == .active(userId: "42", expiresAt: 1_800_000_060, scopes: ["read", "notice:publish"])
+        )
         #expect(verdict(#"{"active":true,"user_name":"bob"}"#) == .active(userId: "bob", expiresAt: nil, scopes: []))
     }
 
@@ -43,8 +45,10 @@ import Testing
     }
 
     @Test func springCheckToken() {
-        #expect(verdict(#"{"user_name":"carol","exp":1800000100,"scope":["read"],"client_id":"web"}"#, style: .spring)
-            == .active(userId: "carol", expiresAt: 1_800_000_100, scopes: ["read"]))
+        #expect(
+            verdict(#"{"user_name":"carol","exp":1800000100,"scope":["read"],"client_id":"web"}"#, style: .spring)
+                == .active(userId: "carol", expiresAt: 1_800_000_100, scopes: ["read"])
+        )
         #expect(!verdict(#"{"error":"invalid_token","error_description":"Token was not recognised"}"#, status: 400, style: .spring).isActive)
         #expect(!verdict(#"{"error":"invalid_token"}"#, status: 401, style: .spring).isActive)
         #expect(!verdict(#"{"user_name":"carol","exp":1799999000}"#, style: .spring).isActive)
@@ -71,7 +75,13 @@ import Testing
         }
     }
 
-    func introspector(_ endpoint: Endpoint, ttl: Duration = .seconds(60), negative: Duration = .seconds(5), max: Int = 100_000, now: Int64 = 1_800_000_000) -> TokenIntrospector {
+    func introspector(
+        _ endpoint: Endpoint,
+        ttl: Duration = .seconds(60),
+        negative: Duration = .seconds(5),
+        max: Int = 100_000,
+        now: Int64 = 1_800_000_000
+    ) -> TokenIntrospector {
         TokenIntrospector(
             configuration: IntrospectionConfiguration(url: "http://x", cacheTTL: ttl, negativeCacheTTL: negative, maxCacheEntries: max),
             nowSeconds: { now }
@@ -98,7 +108,12 @@ import Testing
 
     /// Checks `token` until the endpoint is asked a second time (the cached answer expired);
     /// how long after `started` that was.
-    func timeUntilAskedAgain(_ cache: TokenIntrospector, _ endpoint: Endpoint, token: String, since started: ContinuousClock.Instant) async throws -> Duration {
+    func timeUntilAskedAgain(
+        _ cache: TokenIntrospector,
+        _ endpoint: Endpoint,
+        token: String,
+        since started: ContinuousClock.Instant
+    ) async throws -> Duration {
         let deadline = ContinuousClock.now + .seconds(30)
         while endpoint.calls.load(ordering: .relaxed) < 2, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(20))

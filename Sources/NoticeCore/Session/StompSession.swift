@@ -16,7 +16,12 @@ public struct StompSession: Sendable {
         /// forgotten (they stay undelivered in the store and are replayed on the next SUBSCRIBE).
         public var maxUnacknowledged: Int
 
-        public init(heartBeatMillis: Int = 10_000, maxSubscriptions: Int = 32, serverName: String = "notice-service/1.0", maxUnacknowledged: Int = 1_024) {
+        public init(
+            heartBeatMillis: Int = 10_000,
+            maxSubscriptions: Int = 32,
+            serverName: String = "notice-service/1.0",
+            maxUnacknowledged: Int = 1_024
+        ) {
             self.heartBeatMillis = heartBeatMillis
             self.maxSubscriptions = maxSubscriptions
             self.serverName = serverName
@@ -275,7 +280,11 @@ public struct StompSession: Sendable {
             return [.close]
         case .ack, .nack:
             guard let messageId = frame.headers[version == .v1_2 ? "id" : "message-id"] else {
-                return fail("missing header", detail: "\(frame.command.rawValue) needs an \(version == .v1_2 ? "id" : "message-id") header", frame: frame)
+                return fail(
+                    "missing header",
+                    detail: "\(frame.command.rawValue) needs an \(version == .v1_2 ? "id" : "message-id") header",
+                    frame: frame
+                )
             }
             let settled = settle(messageId)
             actions = frame.command == .ack && !settled.isEmpty ? [.markDelivered(settled)] : []
@@ -369,4 +378,3 @@ public struct StompSession: Sendable {
         return [.markRead(noticeId: id)]
     }
 }
-

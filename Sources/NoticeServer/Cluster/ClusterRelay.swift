@@ -148,7 +148,10 @@ final class ClusterRelay: Service, Sendable, CustomStringConvertible {
             connection.publish(message, exchange: exchange, routingKey: routingKey) { [logger] result in
                 if case .failure(let error) = result {
                     // Its users on other nodes get it by replay on their next SUBSCRIBE.
-                    logger.warning("could not forward a notice to other nodes", metadata: ["notice.id": "\(notice.key.noticeId)", "error": "\(error)"])
+                    logger.warning(
+                        "could not forward a notice to other nodes",
+                        metadata: ["notice.id": "\(notice.key.noticeId)", "error": "\(error)"]
+                    )
                 }
             }
         }

@@ -109,7 +109,12 @@ struct NoticeAPIRoutes: Sendable {
     private func authenticate(_ request: Request) async throws -> Principal {
         let challenge: HTTPFields = [.wwwAuthenticate: #"Bearer realm="notice-service""#]
         guard let header = request.headers[.authorization], let token = BearerToken.parse(header) else {
-            throw APIError(status: .unauthorized, error: "unauthorized", message: "an Authorization: Bearer access token is required", headers: challenge)
+            throw APIError(
+                status: .unauthorized,
+                error: "unauthorized",
+                message: "an Authorization: Bearer access token is required",
+                headers: challenge
+            )
         }
         guard let principal = await verifier.verify(token: token) else {
             var invalid = challenge

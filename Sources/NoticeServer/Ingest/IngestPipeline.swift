@@ -48,7 +48,9 @@ struct IngestPipeline: Service, CustomStringConvertible {
         var rejected: [(delivery: AMQPDelivery, reason: String)] = []
         for delivery in batch {
             guard delivery.message.body.count <= configuration.maxMessageBytes else {
-                rejected.append((delivery, "message of \(delivery.message.body.count) bytes is over NOTICE_MAX_MESSAGE_BYTES (\(configuration.maxMessageBytes))"))
+                rejected.append(
+                    (delivery, "message of \(delivery.message.body.count) bytes is over NOTICE_MAX_MESSAGE_BYTES (\(configuration.maxMessageBytes))")
+                )
                 continue
             }
             do {
@@ -82,10 +84,11 @@ struct IngestPipeline: Service, CustomStringConvertible {
             var firstDelivery: Set<NoticeKey> = []
             for (index, (delivery, record)) in accepted.enumerated() {
                 let push = record.isPushed(pushTargets: configuration.pushTargets)
-                let recipients: [String?] = switch record.audience {
-                case .broadcast: [nil]
-                case .users(let users): users
-                }
+                let recipients: [String?] =
+                    switch record.audience {
+                    case .broadcast: [nil]
+                    case .users(let users): users
+                    }
                 for recipient in recipients {
                     let key = NoticeKey(noticeId: record.id, recipient: recipient)
                     // The same notice twice in one batch (a publisher retry) is one row.
@@ -93,8 +96,12 @@ struct IngestPipeline: Service, CustomStringConvertible {
                     if !delivery.redelivered { firstDelivery.insert(key) }
                     rows.append(
                         NoticeRow(
-                            noticeId: record.id, recipient: recipient, payload: record.payload(for: recipient, createdAt: createdAt),
-                            createdAt: millis, sourceKey: sourceKeys[index], pushed: push
+                            noticeId: record.id,
+                            recipient: recipient,
+                            payload: record.payload(for: recipient, createdAt: createdAt),
+                            createdAt: millis,
+                            sourceKey: sourceKeys[index],
+                            pushed: push
                         )
                     )
                 }

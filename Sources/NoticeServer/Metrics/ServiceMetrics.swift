@@ -33,12 +33,14 @@ struct ServiceMetrics: Sendable {
 
     /// Open transport connections (SockJS: sessions) of `transport`.
     func connections(transport: String) -> CoreMetrics.Meter {
-        transport == "websocket" ? webSocketConnections : CoreMetrics.Meter(label: "notice_connections", dimensions: [("transport", transport)], factory: factory)
+        transport == "websocket"
+            ? webSocketConnections : CoreMetrics.Meter(label: "notice_connections", dimensions: [("transport", transport)], factory: factory)
     }
 
     /// Connected STOMP sessions over `transport` (SPEC §7: sessions per transport).
     func sessions(transport: String) -> CoreMetrics.Meter {
-        transport == "websocket" ? webSocketSessions : CoreMetrics.Meter(label: "notice_sessions", dimensions: [("transport", transport)], factory: factory)
+        transport == "websocket"
+            ? webSocketSessions : CoreMetrics.Meter(label: "notice_sessions", dimensions: [("transport", transport)], factory: factory)
     }
 }
 

@@ -215,4 +215,3 @@ final class HandshakeSniffer: ChannelInboundHandler, RemovableChannelHandler {
         return nil
     }
 }
-

@@ -31,9 +31,19 @@ final class StompEnvironment: Sendable {
     let logger: Logger
 
     init(
-        hub: DeliveryHub, verifier: any TokenVerifier, store: any NoticeStore, recorder: DeliveryRecorder, relay: ClusterRelay?,
-        session: StompSession.Configuration, maxFrameBytes: Int, maxOutboundBytes: Int, replayLimit: Int,
-        slowReaderGrace: Duration = .seconds(3), connectTimeout: Duration, metrics: ServiceMetrics, logger: Logger
+        hub: DeliveryHub,
+        verifier: any TokenVerifier,
+        store: any NoticeStore,
+        recorder: DeliveryRecorder,
+        relay: ClusterRelay?,
+        session: StompSession.Configuration,
+        maxFrameBytes: Int,
+        maxOutboundBytes: Int,
+        replayLimit: Int,
+        slowReaderGrace: Duration = .seconds(3),
+        connectTimeout: Duration,
+        metrics: ServiceMetrics,
+        logger: Logger
     ) {
         self.hub = hub
         self.verifier = verifier
@@ -198,11 +208,13 @@ final class StompConnection: NoticeSink {
     /// it without waiting (the common case: no task is started per notice and session); `false`
     /// when it must go through the mailbox.
     private func deliverNow(_ notice: PushNotice, bytes: Int) -> Bool {
-        guard var driver = mailbox.withLock({ box -> Driver? in
-            guard !box.finished, box.burst == nil, box.head == box.events.count, let driver = box.driver, driver.canDeliverNow else { return nil }
-            box.driver = nil  // taken: events posted meanwhile queue up, and start a burst below
-            return driver
-        }) else { return false }
+        guard
+            var driver = mailbox.withLock({ box -> Driver? in
+                guard !box.finished, box.burst == nil, box.head == box.events.count, let driver = box.driver, driver.canDeliverNow else { return nil }
+                box.driver = nil  // taken: events posted meanwhile queue up, and start a burst below
+                return driver
+            })
+        else { return false }
         dequeued(bytes)
         let delivered = driver.deliverNow(notice)
         mailbox.withLock { box in
@@ -311,7 +323,9 @@ final class StompConnection: NoticeSink {
     /// turned into bytes by `bytes`), `outbound` writes to it. Call once. The server's graceful
     /// shutdown closes the session with an ERROR frame.
     func serve<Inbound: AsyncSequence>(
-        inbound: Inbound, outbound: some StompOutbound, bytes: @escaping @Sendable (Inbound.Element) -> ByteBuffer
+        inbound: Inbound,
+        outbound: some StompOutbound,
+        bytes: @escaping @Sendable (Inbound.Element) -> ByteBuffer
     ) async where Inbound: Sendable {
         start(outbound: outbound) {}
         await withGracefulShutdownHandler {
@@ -399,7 +413,12 @@ final class StompConnection: NoticeSink {
 
     /// Handles events until there are none left, then parks the state; or ends the connection.
     private func runBurst() async {
-        guard var driver = mailbox.withLock({ box in defer { box.driver = nil }; return box.driver }) else { return }
+        guard
+            var driver = mailbox.withLock({ box in
+                defer { box.driver = nil }
+                return box.driver
+            })
+        else { return }
         while true {
             let next: Event? = mailbox.withLock { box in
                 guard box.head < box.events.count else {
@@ -496,7 +515,9 @@ final class StompConnection: NoticeSink {
                     if session.subscriptions.count != subscriptions, frame.command == .subscribe || frame.command == .unsubscribe {
                         logger.info(
                             frame.command == .subscribe ? "stomp subscribed" : "stomp unsubscribed",
-                            metadata: ["stomp.subscription": "\(frame.headers["id"] ?? "")", "stomp.destination": "\(frame.headers["destination"] ?? "")"]
+                            metadata: [
+                                "stomp.subscription": "\(frame.headers["id"] ?? "")", "stomp.destination": "\(frame.headers["destination"] ?? "")",
+                            ]
                         )
                     }
                 }
@@ -518,7 +539,6 @@ final class StompConnection: NoticeSink {
                 return false
             }
         }
-
 
         private mutating func tick() async -> Bool {
             let now = ContinuousClock.now
@@ -569,7 +589,11 @@ final class StompConnection: NoticeSink {
                     }
                     guard environment.hub.register(connection, userId: principal.userId) else {
                         logger.info("connect refused: session limit", metadata: ["user.id": "\(principal.userId)"])
-                        guard await perform(session.fail("too many sessions", detail: "at most \(environment.hub.maxSessionsPerUser) sessions per user")) else { return false }
+                        guard
+                            await perform(
+                                session.fail("too many sessions", detail: "at most \(environment.hub.maxSessionsPerUser) sessions per user")
+                            )
+                        else { return false }
                         continue
                     }
                     registeredUser = principal.userId
@@ -621,7 +645,10 @@ final class StompConnection: NoticeSink {
                 for notice in notices { environment.recorder.record(notice.key) }
             }
             if !delivery.frames.isEmpty {
-                logger.debug("replayed stored notices", metadata: ["stomp.subscription": "\(subscriptionId)", "notice.count": "\(delivery.frames.count)"])
+                logger.debug(
+                    "replayed stored notices",
+                    metadata: ["stomp.subscription": "\(subscriptionId)", "notice.count": "\(delivery.frames.count)"]
+                )
             }
             return true
         }
@@ -646,7 +673,9 @@ final class StompConnection: NoticeSink {
         private func pushed(_ notice: PushNotice) {
             environment.metrics.pushed.increment()
             let latency = ContinuousClock.now - notice.consumedAt
-            environment.metrics.pushLatency.recordNanoseconds(latency.components.seconds * 1_000_000_000 + latency.components.attoseconds / 1_000_000_000)
+            environment.metrics.pushLatency.recordNanoseconds(
+                latency.components.seconds * 1_000_000_000 + latency.components.attoseconds / 1_000_000_000
+            )
         }
 
         private mutating func write(_ frame: StompFrame) async -> Bool {

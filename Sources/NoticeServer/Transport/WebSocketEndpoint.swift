@@ -45,7 +45,11 @@ struct WebSocketEndpoint: Sendable {
                     let pipeline = channel.pipeline.syncOperations
                     pipeline.removeHandler(boundRefusal.value, promise: nil)
                     try pipeline.addHandlers([
-                        NIOWebSocketFrameAggregator(minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 1024, maxAccumulatedFrameSize: maxMessageBytes),
+                        NIOWebSocketFrameAggregator(
+                            minNonFinalFragmentSize: 0,
+                            maxAccumulatedFrameCount: 1024,
+                            maxAccumulatedFrameSize: maxMessageBytes
+                        ),
                         StompWebSocketHandler(connection: connection),
                     ])
                     environment.metrics.webSocketConnections.increment()

@@ -159,11 +159,12 @@ struct LocalPostgresCluster {
     static func control(_ action: String, _ options: String..., cluster: LocalPostgresCluster) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [
-            "-c",
-            #"for fd in /proc/$$/fd/*; do n=${fd##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done; exec pg_ctlcluster "$@""#,
-            "pg_ctlcluster", cluster.version, cluster.name, action,
-        ] + options
+        process.arguments =
+            [
+                "-c",
+                #"for fd in /proc/$$/fd/*; do n=${fd##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done; exec pg_ctlcluster "$@""#,
+                "pg_ctlcluster", cluster.version, cluster.name, action,
+            ] + options
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice

@@ -35,7 +35,8 @@ struct TestServer {
 
     /// Settings for a fresh queue and database; tweak and pass to ``start(_:)``.
     static func settings(queue: String = "test.\(UUID().uuidString)", databasePath: String? = nil) -> [String: String] {
-        let path = databasePath
+        let path =
+            databasePath
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("notice-test-\(UUID().uuidString)/notice.sqlite").path
         return [
             "NOTICE_HTTP_PORT": "0",
@@ -60,7 +61,11 @@ struct TestServer {
         return settings
     }
 
-    static func start(_ settings: [String: String] = settings(), connectTimeout: Duration? = nil, logHandler: (any LogHandler)? = nil) async throws -> TestServer {
+    static func start(
+        _ settings: [String: String] = settings(),
+        connectTimeout: Duration? = nil,
+        logHandler: (any LogHandler)? = nil
+    ) async throws -> TestServer {
         var configuration = try NoticeServiceConfiguration(values: settings)
         if let connectTimeout { configuration.connectTimeout = connectTimeout }
         var logger = logHandler.map { handler in Logger(label: "test.server") { _ in handler } } ?? Logger(label: "test.server")

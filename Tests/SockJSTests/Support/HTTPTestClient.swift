@@ -16,7 +16,10 @@ struct HTTPResult: Sendable {
 /// HTTP for the protocol tests: whole answers, or a streaming answer read piece by piece.
 enum HTTPTestClient {
     static func send(
-        _ method: HTTPMethod, _ url: String, body: String? = nil, headers: [(String, String)] = []
+        _ method: HTTPMethod,
+        _ url: String,
+        body: String? = nil,
+        headers: [(String, String)] = []
     ) async throws -> HTTPResult {
         var request = HTTPClientRequest(url: url)
         request.method = method
