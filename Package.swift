@@ -68,12 +68,25 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // Notice records, validation, ids, the store protocol, the delivery hub, the STOMP session.
+        // Notice records, validation, ids, the store protocol, the delivery hub and marks: no I/O.
         .target(
             name: "NoticeCore",
             dependencies: [
-                "STOMP",
+                .product(name: "Logging", package: "swift-log")
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The STOMP server: the session state machine and the connection that drives it over
+        // any message transport (mailbox, budgets, timers); no HTTP.
+        .target(
+            name: "StompServer",
+            dependencies: [
+                "STOMP", "NoticeCore",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -92,7 +105,7 @@ let package = Package(
         .target(
             name: "NoticeServer",
             dependencies: [
-                "RabbitMQ", "STOMP", "NoticeCore", "NoticeStore", "TokenIntrospection", "SockJS",
+                "RabbitMQ", "STOMP", "NoticeCore", "StompServer", "NoticeStore", "TokenIntrospection", "SockJS",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -153,6 +166,15 @@ let package = Package(
         ),
         .testTarget(name: "NoticeCoreTests", dependencies: ["NoticeCore"], swiftSettings: swiftSettings),
         .testTarget(
+            name: "StompServerTests",
+            dependencies: [
+                "StompServer", "STOMP", "NoticeCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "NoticeStoreTests",
             dependencies: ["NoticeStore", "NoticeCore", .product(name: "PostgresNIO", package: "postgres-nio")],
             swiftSettings: swiftSettings
@@ -160,7 +182,7 @@ let package = Package(
         .testTarget(
             name: "NoticeServerTests",
             dependencies: [
-                "NoticeServer", "RabbitMQ", "STOMP", "NoticeCore", "SockJS",
+                "NoticeServer", "RabbitMQ", "STOMP", "NoticeCore", "StompServer", "SockJS",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),

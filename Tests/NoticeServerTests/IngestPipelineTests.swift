@@ -32,7 +32,7 @@ final class CollectingSink: NoticeSink {
             connection: RabbitMQConnection(configuration: .init(), topology: .init(), logger: Logger(label: "unit")),
             store: wrap(store),
             hub: hub,
-            recorder: DeliveryRecorder(store: store, logger: Logger(label: "unit")),
+            marks: DeliveryMarks(),
             relay: nil,
             health: ServiceHealth(),
             configuration: configuration,
@@ -63,12 +63,12 @@ final class CollectingSink: NoticeSink {
         await pipeline.process([delivery(#"{"id":1,"userId":1,"title":"a"}"#, tag: 1, redelivered: false)])
         let first = NoticeKey(noticeId: 1, recipient: "1")
         #expect(try await store.row(first)?.deliveredAt == nil)
-        // A session wrote it: the mark waits in the recorder, whose own flush never runs here.
-        pipeline.recorder.record(first)
+        // A session wrote it: the mark waits in the ledger; no recorder flushes it here.
+        pipeline.marks.record(first)
         await pipeline.process([delivery(#"{"id":2,"userId":1,"title":"b"}"#, tag: 2, redelivered: false)])
         #expect(try await store.row(first)?.deliveredAt != nil)
         #expect(try await store.row(NoticeKey(noticeId: 2, recipient: "1"))?.deliveredAt == nil)
-        #expect(pipeline.recorder.take().isEmpty)
+        #expect(pipeline.marks.take().isEmpty)
         try await store.close()
     }
 
@@ -119,7 +119,7 @@ final class CollectingSink: NoticeSink {
         }
         for millis in instants {
             let expected = formatter.string(from: Date(timeIntervalSince1970: Double(millis) / 1000))
-            #expect(IngestPipeline.rfc3339(millis: millis) == expected, "\(millis)")
+            #expect(NoticeTimestamp.rfc3339(millis: millis) == expected, "\(millis)")
         }
     }
 

@@ -1,7 +1,5 @@
-import AsyncHTTPClient
 import Logging
 import NoticeCore
-import ServiceLifecycle
 import TokenIntrospection
 
 /// The CONNECT (and HTTP API) token check against the authorization server.
@@ -18,16 +16,5 @@ struct IntrospectionVerifier: TokenVerifier {
             logger.debug("token denied", metadata: ["auth.reason": "\(reason)"])
             return nil
         }
-    }
-}
-
-/// Owns the process's HTTP client and shuts it down after everything else has stopped.
-struct HTTPClientService: Service, CustomStringConvertible {
-    let client: HTTPClient
-    var description: String { "HTTPClientService" }
-
-    func run() async throws {
-        try? await gracefulShutdown()
-        try await client.shutdown()
     }
 }

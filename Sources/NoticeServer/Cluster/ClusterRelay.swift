@@ -3,6 +3,7 @@ import Logging
 import NoticeCore
 import RabbitMQ
 import ServiceLifecycle
+import StompServer
 import Synchronization
 
 /// Delivery across nodes through RabbitMQ (SPEC §8).
@@ -17,7 +18,7 @@ import Synchronization
 /// A user's binding is in place before their CONNECTED is sent (``acquire(_:)``), so every
 /// notice stored after it reaches them live, and everything stored before is in the replay of
 /// their SUBSCRIBE. Bindings are declared again after a reconnect of the relay's connection.
-final class ClusterRelay: Service, Sendable, CustomStringConvertible {
+final class ClusterRelay: Service, UserPresence, Sendable, CustomStringConvertible {
     static let originHeader = "x-notice-origin"
     static let noticeIdHeader = "x-notice-id"
     static let recipientHeader = "x-notice-recipient"

@@ -1,9 +1,10 @@
 import Foundation
 public import Logging
-public import NoticeCore
+import NoticeCore
 public import NoticeStore
 public import RabbitMQ
 public import SockJS
+public import StompServer
 public import TokenIntrospection
 
 /// The whole service's settings, read from the environment (and command-line options,

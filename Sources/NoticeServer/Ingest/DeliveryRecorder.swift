@@ -2,40 +2,19 @@ import Foundation
 import Logging
 import NoticeCore
 import ServiceLifecycle
-import Synchronization
 
-/// Records `delivered_at` for notices written to sessions, in batches, off the sessions'
-/// write path. While notices come in, the ingest pipeline takes the pending marks into its
-/// own batch's transaction (``take()``), so they cost no transaction of their own and never
-/// hold the store's writer while a batch waits; what is still pending after 200 ms (a quiet
-/// queue, a node whose sessions get their notices from another node) is written here.
+/// Writes the ``DeliveryMarks`` that no ingest batch took (a quiet queue, a node whose
+/// sessions get their notices from another node) every 200 ms, and what is left at shutdown.
 final class DeliveryRecorder: Service, Sendable, CustomStringConvertible {
     private let store: any NoticeStore
+    private let marks: DeliveryMarks
     private let logger: Logger
-    private let pending = Mutex<[NoticeKey]>([])
     var description: String { "DeliveryRecorder" }
 
-    init(store: any NoticeStore, logger: Logger) {
+    init(store: any NoticeStore, marks: DeliveryMarks, logger: Logger) {
         self.store = store
+        self.marks = marks
         self.logger = logger
-    }
-
-    func record(_ key: NoticeKey) {
-        pending.withLock { $0.append(key) }
-    }
-
-    /// The marks recorded since the last flush or take, for a transaction of the caller's.
-    func take() -> [NoticeKey] {
-        pending.withLock { pending in
-            defer { pending.removeAll(keepingCapacity: true) }
-            return pending
-        }
-    }
-
-    /// Marks taken but not written (the caller's transaction was given up), to be written here.
-    func putBack(_ keys: [NoticeKey]) {
-        guard !keys.isEmpty else { return }
-        pending.withLock { $0.append(contentsOf: keys) }
     }
 
     func run() async throws {
@@ -52,7 +31,7 @@ final class DeliveryRecorder: Service, Sendable, CustomStringConvertible {
     }
 
     func flush() async {
-        let keys = take()
+        let keys = marks.take()
         guard !keys.isEmpty else { return }
         do {
             try await store.markDelivered(keys, at: Int64(Date().timeIntervalSince1970 * 1000))

@@ -1,5 +1,6 @@
 import CoreMetrics
 public import Prometheus
+import StompServer
 
 /// The service's own metrics (SPEC §7), made from one factory so that each service instance
 /// (and each test) can have its own registry.
@@ -7,15 +8,9 @@ struct ServiceMetrics: Sendable {
     let consumed: CoreMetrics.Counter
     let stored: CoreMetrics.Counter
     let deadLettered: CoreMetrics.Counter
-    let pushed: CoreMetrics.Counter
-    /// MESSAGE frames sent by replay on SUBSCRIBE.
-    let replayed: CoreMetrics.Counter
-    let pushLatency: CoreMetrics.Timer
     let webSocketConnections: CoreMetrics.Meter
-    let webSocketSessions: CoreMetrics.Meter
-    /// STOMP connection objects not yet freed, whatever their state: returns to the number of
-    /// open connections once closed ones are released (a leak shows as a gap between the two).
-    let connectionObjects: CoreMetrics.Meter
+    /// Sessions, pushes, replays, connection objects.
+    let stomp: StompMetrics
     private let factory: any MetricsFactory
 
     init(factory: any MetricsFactory) {
@@ -23,24 +18,14 @@ struct ServiceMetrics: Sendable {
         consumed = CoreMetrics.Counter(label: "notice_consumed_total", dimensions: [], factory: factory)
         stored = CoreMetrics.Counter(label: "notice_stored_total", dimensions: [], factory: factory)
         deadLettered = CoreMetrics.Counter(label: "notice_dead_lettered_total", dimensions: [], factory: factory)
-        pushed = CoreMetrics.Counter(label: "notice_pushed_total", dimensions: [], factory: factory)
-        replayed = CoreMetrics.Counter(label: "notice_replayed_total", dimensions: [], factory: factory)
-        pushLatency = CoreMetrics.Timer(label: "notice_push_latency_seconds", dimensions: [], factory: factory)
         webSocketConnections = CoreMetrics.Meter(label: "notice_connections", dimensions: [("transport", "websocket")], factory: factory)
-        webSocketSessions = CoreMetrics.Meter(label: "notice_sessions", dimensions: [("transport", "websocket")], factory: factory)
-        connectionObjects = CoreMetrics.Meter(label: "notice_stomp_connection_objects", dimensions: [], factory: factory)
+        stomp = StompMetrics(factory: factory)
     }
 
     /// Open transport connections (SockJS: sessions) of `transport`.
     func connections(transport: String) -> CoreMetrics.Meter {
         transport == "websocket"
             ? webSocketConnections : CoreMetrics.Meter(label: "notice_connections", dimensions: [("transport", transport)], factory: factory)
-    }
-
-    /// Connected STOMP sessions over `transport` (SPEC §7: sessions per transport).
-    func sessions(transport: String) -> CoreMetrics.Meter {
-        transport == "websocket"
-            ? webSocketSessions : CoreMetrics.Meter(label: "notice_sessions", dimensions: [("transport", transport)], factory: factory)
     }
 }
 

@@ -3,6 +3,7 @@ import HummingbirdCore
 import HummingbirdWebSocket
 import Logging
 import NIOCore
+import StompServer
 
 /// The server's connections: a STOMP WebSocket handshake on `/ws` is served by the channel
 /// handlers of ``WebSocketEndpoint`` on the connection's event loop, so an open session

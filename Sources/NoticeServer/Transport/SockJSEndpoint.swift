@@ -2,6 +2,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import SockJS
+import StompServer
 
 /// STOMP over SockJS under `/ws` (SPEC §3), for the legacy `new SockJS('/notice/ws')`: the
 /// same origin rule and `access_token` handshake parameter as the raw WebSocket endpoint,
@@ -10,6 +11,7 @@ import SockJS
 struct SockJSEndpoint {
     static func make(
         environment: StompEnvironment,
+        metrics: ServiceMetrics,
         origins: OriginPolicy,
         refused: RefusedHandshakes,
         sessionIds: SessionIDs,
@@ -24,7 +26,7 @@ struct SockJSEndpoint {
             let transport = "sockjs_" + session.transport.rawValue
             let token = session.uri.queryParameters["access_token"].map(String.init)
             let connection = StompConnection(id: sessionIds.next(), handshakeToken: token, environment: environment, transport: transport)
-            let connections = environment.metrics.connections(transport: transport)
+            let connections = metrics.connections(transport: transport)
             connections.increment()
             defer { connections.decrement() }
             await connection.serve(inbound: session.messages, outbound: SockJSStompOutbound(session: session)) { ByteBuffer(string: $0) }

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOWebSocket
+import StompServer
 
 /// The WebSocket side of one STOMP session at `/ws`, on the connection's event loop: hands
 /// text and binary messages to the ``StompConnection``, answers pings, echoes the client's
@@ -55,22 +56,20 @@ final class StompWebSocketHandler: ChannelInboundHandler, RemovableChannelHandle
         context.close(promise: nil)
     }
 
+    /// Stops reading until the connection has caught up; it calls back (from the driver's
+    /// thread), and reading resumes on the channel's event loop.
     private func pauseReading(context: ChannelHandlerContext) {
         guard !paused else { return }
         paused = true
-        context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
-        resumeWhenReady(context: context)
-    }
-
-    private func resumeWhenReady(context: ChannelHandlerContext) {
-        context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(2)) {
-            guard context.channel.isActive else { return }
-            guard self.connection.isReadyToReceive else {
-                self.resumeWhenReady(context: context)
-                return
+        let channel = context.channel
+        channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        connection.whenReadyToReceive {
+            channel.eventLoop.execute {
+                handler.value.paused = false
+                guard channel.isActive else { return }
+                channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
             }
-            self.paused = false
-            context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
         }
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOWebSocket
+import StompServer
 import Synchronization
 
 /// STOMP over raw WebSocket at `/ws` (SPEC §3) on SwiftNIO channel handlers: the handshake
@@ -13,6 +14,7 @@ struct WebSocketEndpoint: Sendable {
     static let subprotocols = ["v12.stomp", "v11.stomp", "v10.stomp"]
 
     let environment: StompEnvironment
+    let metrics: ServiceMetrics
     let origins: OriginPolicy
     /// Largest WebSocket message accepted (fragments joined); a STOMP frame is bounded
     /// separately, with an ERROR frame, by `environment.maxFrameBytes`.
@@ -52,8 +54,8 @@ struct WebSocketEndpoint: Sendable {
                         ),
                         StompWebSocketHandler(connection: connection),
                     ])
-                    environment.metrics.webSocketConnections.increment()
-                    channel.closeFuture.whenComplete { [environment] _ in environment.metrics.webSocketConnections.decrement() }
+                    metrics.webSocketConnections.increment()
+                    channel.closeFuture.whenComplete { [metrics] _ in metrics.webSocketConnections.decrement() }
                     answered.value = true
                     upgraded.succeed(connection)
                 }

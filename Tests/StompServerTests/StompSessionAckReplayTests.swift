@@ -1,7 +1,8 @@
+import NoticeCore
 import STOMP
 import Testing
 
-@testable import NoticeCore
+@testable import StompServer
 
 /// Replay on SUBSCRIBE and the client ack modes (SPEC §4).
 @Suite struct StompSessionAckReplayTests {

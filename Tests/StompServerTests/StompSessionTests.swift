@@ -1,7 +1,8 @@
+import NoticeCore
 import STOMP
 import Testing
 
-@testable import NoticeCore
+@testable import StompServer
 
 @Suite struct StompSessionTests {
     func newSession(token: String? = nil, maxSubscriptions: Int = 32) -> StompSession {

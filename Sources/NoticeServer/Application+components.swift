@@ -1,0 +1,51 @@
+import AsyncHTTPClient
+import CoreMetrics
+import Logging
+import NoticeCore
+import NoticeStore
+import TokenIntrospection
+
+/// The store the configuration names, migrated; closed again if the migration fails.
+func openStore(_ database: NoticeServiceConfiguration.Database, logger: Logger) async throws -> any NoticeStore {
+    let store: any NoticeStore
+    switch database {
+    case .sqlite(let path):
+        store = try SQLiteNoticeStore(path: path)
+    case .postgres(let postgres):
+        store = PostgresNoticeStore(configuration: postgres, logger: logger)
+    }
+    do {
+        try await store.migrate()
+    } catch {
+        try? await store.close()
+        throw error
+    }
+    return store
+}
+
+/// How tokens are checked, and the HTTP client that introspection needs (the caller runs it
+/// as a service so that it is shut down last).
+struct TokenCheck {
+    let verifier: any TokenVerifier
+    let httpClient: HTTPClient?
+}
+
+/// Introspection when an endpoint is configured, else the development token table.
+func makeTokenCheck(_ configuration: NoticeServiceConfiguration, metrics: any MetricsFactory, logger: Logger) throws -> TokenCheck {
+    if let introspection = configuration.introspection {
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        let introspectionClient = IntrospectionClient(configuration: introspection, httpClient: client)
+        let introspector = TokenIntrospector(configuration: introspection, metrics: metrics) { token in
+            await introspectionClient.introspect(token)
+        }
+        logger.info("tokens are checked by introspection", metadata: ["auth.introspection": "\(introspection)"])
+        return TokenCheck(verifier: IntrospectionVerifier(introspector: introspector, logger: logger), httpClient: client)
+    }
+    if let devTokens = configuration.devTokens {
+        logger.warning(
+            "NOTICE_DEV_TOKENS is set: tokens are checked against a fixed development table, not an authorization server. Never use this in production."
+        )
+        return TokenCheck(verifier: DevTokenVerifier(users: devTokens), httpClient: nil)
+    }
+    throw ConfigurationError(problems: ["no token verifier configured"])
+}

@@ -1,0 +1,175 @@
+import Foundation
+import Logging
+import NIOCore
+import NoticeCore
+import STOMP
+
+/// One connection's state and what it does with each event: decodes client bytes, runs the
+/// ``StompSession``, carries out its actions and writes its frames. Owned by one burst of the
+/// connection's mailbox at a time.
+struct SessionDriver: Sendable {
+    let connection: StompConnection
+    let outbound: any StompOutbound
+    var session: StompSession
+    var decoder: StompDecoder
+    var registeredUser: String?
+    let openedAt = ContinuousClock.now
+    var lastReceived = ContinuousClock.now
+    var lastSent = ContinuousClock.now
+
+    var environment: StompEnvironment { connection.environment }
+
+    init(connection: StompConnection, outbound: any StompOutbound, handshakeToken: String?) {
+        self.connection = connection
+        self.outbound = outbound
+        let environment = connection.environment
+        self.session = StompSession(sessionId: connection.id, handshakeToken: handshakeToken, configuration: environment.session)
+        self.decoder = StompDecoder(limits: .init(maxFrameBytes: environment.maxFrameBytes, maxHeaders: 64))
+    }
+
+    /// The connection's logger: its session id and, once connected, its user. Built when
+    /// logging, so that an idle connection holds no metadata dictionary.
+    var logger: Logger {
+        var logger = environment.logger
+        logger[metadataKey: "stomp.session"] = "\(connection.id)"
+        if let registeredUser { logger[metadataKey: "user.id"] = "\(registeredUser)" }
+        return logger
+    }
+
+    /// Handles one event; `false` when the connection is done.
+    mutating func handle(_ event: StompConnection.Event) async -> Bool {
+        switch event {
+        case .bytes(let buffer):
+            return await receive(buffer)
+        case .notice(let notice, _):
+            return await deliver(notice)
+        case .tick:
+            return await tick()
+        case .inboundClosed:
+            return false
+        case .close(let message, let detail):
+            _ = await perform(session.fail(message, detail: detail))
+            return false
+        }
+    }
+
+    private mutating func receive(_ buffer: ByteBuffer) async -> Bool {
+        lastReceived = .now
+        decoder.append(buffer.readableBytesView)
+        while session.state != .closed {
+            let output: StompDecoder.Output?
+            do {
+                output = try decoder.next()
+            } catch {
+                let message = error.isLimit ? "frame too large" : "syntax error"
+                return await perform(session.fail(message, detail: error.description))
+            }
+            guard let output else { break }
+            guard case .frame(let frame) = output else { continue }
+            let subscriptions = session.subscriptions.count
+            guard await perform(session.receive(frame)) else { return false }
+            if session.subscriptions.count != subscriptions, frame.command == .subscribe || frame.command == .unsubscribe {
+                logger.info(
+                    frame.command == .subscribe ? "stomp subscribed" : "stomp unsubscribed",
+                    metadata: [
+                        "stomp.subscription": "\(frame.headers["id"] ?? "")",
+                        "stomp.destination": "\(frame.headers["destination"] ?? "")",
+                    ]
+                )
+            }
+        }
+        return session.state != .closed
+    }
+
+    private mutating func tick() async -> Bool {
+        let now = ContinuousClock.now
+        switch session.state {
+        case .awaitingConnect, .authenticating:
+            if now - openedAt > environment.connectTimeout {
+                return await perform(session.fail("connect timeout", detail: "no CONNECT frame within \(environment.connectTimeout)"))
+            }
+        case .connected:
+            if let expiresAt = session.principal?.expiresAtMillis, ConnectionTimers.nowMillis() >= expiresAt {
+                logger.info("token expired: closing the session")
+                return await perform(session.fail("token expired", detail: "the access token has expired; reconnect with a new one"))
+            }
+            let agreement = session.heartBeat
+            if agreement.clientSends > 0, now - lastReceived > .milliseconds(agreement.clientSends * 2) {
+                return await perform(
+                    session.fail("heart-beat timeout", detail: "nothing received for more than twice the heart-beat interval")
+                )
+            }
+            let tick = Duration.milliseconds(connection.tickMillis.load(ordering: .relaxed))
+            if agreement.serverSends > 0, now - lastSent >= .milliseconds(agreement.serverSends) - tick {
+                guard await write([UInt8(ascii: "\n")]) else { return false }
+            }
+        case .closed:
+            return false
+        }
+        return true
+    }
+
+    /// Carries out session actions; `false` when the connection must close.
+    private mutating func perform(_ actions: [StompSession.Action]) async -> Bool {
+        for action in actions {
+            switch action {
+            case .send(let frame):
+                guard await write(StompEncoder.encode(frame, version: session.version)) else { return false }
+            case .close:
+                return false
+            case .authenticate(let token):
+                guard await authenticate(token) else { return false }
+            case .markDelivered(let keys):
+                environment.marks.record(keys)
+            case .replay(let subscriptionId):
+                guard await replay(subscriptionId: subscriptionId) else { return false }
+            case .markRead(let noticeId):
+                await markRead(noticeId)
+            }
+        }
+        return session.state != .closed
+    }
+
+    private mutating func authenticate(_ token: String?) async -> Bool {
+        let principal: Principal?
+        if let token { principal = await environment.verifier.verify(token: token) } else { principal = nil }
+        guard let principal else {
+            logger.info("connect refused: token not accepted")
+            return await perform(session.authenticationFailed())
+        }
+        guard environment.hub.register(connection, userId: principal.userId) else {
+            logger.info("connect refused: session limit", metadata: ["user.id": "\(principal.userId)"])
+            let limit = environment.hub.maxSessionsPerUser
+            return await perform(session.fail("too many sessions", detail: "at most \(limit) sessions per user"))
+        }
+        registeredUser = principal.userId
+        // Before CONNECTED: from here on, notices stored on any node reach this session.
+        await environment.presence?.acquire(principal.userId)
+        environment.metrics.sessions(transport: connection.transport).increment()
+        guard await perform(session.authenticated(principal)) else { return false }
+        decoder.version = session.version
+        connection.connected(heartBeat: session.heartBeat, expiresAtMillis: principal.expiresAtMillis)
+        logger.info("stomp connected", metadata: ["stomp.version": "\(session.version.rawValue)"])
+        return true
+    }
+
+    private func markRead(_ noticeId: Int64) async {
+        guard let user = session.principal?.userId else { return }
+        do {
+            _ = try await environment.store.markRead(noticeId: noticeId, userId: user, at: Int64(Date().timeIntervalSince1970 * 1000))
+        } catch {
+            logger.warning("could not mark notice read", metadata: ["notice.id": "\(noticeId)", "error": "\(error)"])
+        }
+    }
+
+    /// Unregisters the session and closes the transport.
+    func finish() async {
+        if let registeredUser {
+            environment.hub.unregister(connection, userId: registeredUser)
+            environment.presence?.release(registeredUser)
+            environment.metrics.sessions(transport: connection.transport).decrement()
+            logger.info("stomp disconnected")
+        }
+        await outbound.close()
+    }
+}

@@ -1,0 +1,168 @@
+public import NoticeCore
+public import STOMP
+
+/// The server side of one STOMP connection as a value-type state machine (SPEC §4).
+///
+/// It never does I/O: the connection that drives it feeds it frames, authentication
+/// results and notices, and carries out the ``Action``s it returns, in order.
+public struct StompSession: Sendable {
+    /// Per-connection limits and what the server offers.
+    public struct Configuration: Sendable, Hashable {
+        /// Heart-beat the server offers both ways, in ms (`NOTICE_HEARTBEAT_MS`).
+        public var heartBeatMillis: Int
+        public var maxSubscriptions: Int
+        /// The `server` header of CONNECTED.
+        public var serverName: String
+        /// Most messages awaiting an ACK that a connection keeps track of; past it the oldest are
+        /// forgotten (they stay undelivered in the store and are replayed on the next SUBSCRIBE).
+        public var maxUnacknowledged: Int
+
+        public init(
+            heartBeatMillis: Int = 10_000,
+            maxSubscriptions: Int = 32,
+            serverName: String = "notice-service/1.0",
+            maxUnacknowledged: Int = 1_024
+        ) {
+            self.heartBeatMillis = heartBeatMillis
+            self.maxSubscriptions = maxSubscriptions
+            self.serverName = serverName
+            self.maxUnacknowledged = maxUnacknowledged
+        }
+    }
+
+    /// What the driver must do next.
+    public enum Action: Sendable, Hashable {
+        /// Write this frame.
+        case send(StompFrame)
+        /// Check this token (nil: none was given) and call ``authenticated(_:)`` or
+        /// ``authenticationFailed()``.
+        case authenticate(token: String?)
+        /// Mark the user's notice read (`SEND /app/notices/read`).
+        case markRead(noticeId: Int64)
+        /// Record these notices as delivered (they were ACKed).
+        case markDelivered([NoticeKey])
+        /// Read the user's undelivered notices from the store and hand them to
+        /// ``replay(_:subscriptionId:)`` before anything else (SPEC §4 replay).
+        case replay(subscriptionId: String)
+        /// Close the connection (after writing what came before).
+        case close
+    }
+
+    /// Where a connection is in its life.
+    public enum State: Sendable, Hashable {
+        case awaitingConnect
+        case authenticating
+        case connected
+        case closed
+    }
+
+    /// How a subscription's messages count as delivered.
+    public enum AckMode: String, Sendable, Hashable {
+        case auto
+        case client
+        case clientIndividual = "client-individual"
+    }
+
+    /// Which notices a subscription receives.
+    public enum Feed: Sendable, Hashable {
+        /// The user's own notices and broadcasts (`/notice/<uid>/remind` and aliases).
+        case remind
+        /// Broadcasts only (`/topic/notice`).
+        case broadcast
+    }
+
+    /// One SUBSCRIBE.
+    public struct Subscription: Sendable, Hashable {
+        public var id: String
+        public var destination: String
+        public var feed: Feed
+        public var ackMode: AckMode
+        /// `x-replay: none` was not given.
+        public var replay: Bool
+        /// Notices this subscription was sent by replay whose live copy may still be on its way:
+        /// each is skipped once when it arrives live.
+        var replayed: Set<NoticeKey> = []
+    }
+
+    /// A MESSAGE sent on a client-ack subscription, not yet ACKed or NACKed.
+    struct Unacknowledged: Sendable, Hashable {
+        var messageId: String
+        var subscriptionId: String
+        var key: NoticeKey
+    }
+
+    public let configuration: Configuration
+    public let sessionId: String
+    public internal(set) var state: State = .awaitingConnect
+    /// The version agreed at CONNECT (1.2 until then, for ERROR frames).
+    public internal(set) var version: StompVersion = .v1_2
+    /// Heart-beat intervals agreed at CONNECT.
+    public internal(set) var heartBeat = HeartBeat.Agreement(serverSends: 0, clientSends: 0)
+    public internal(set) var principal: Principal?
+    public internal(set) var subscriptions: [Subscription] = []
+
+    let handshakeToken: String?
+    var messageCounter: UInt64 = 0
+    /// In the order sent (so a cumulative `client` ACK takes a prefix of one subscription's).
+    var unacknowledged: [Unacknowledged] = []
+
+    /// - Parameter handshakeToken: the `access_token` query parameter of the handshake URL.
+    public init(sessionId: String, handshakeToken: String?, configuration: Configuration) {
+        self.sessionId = sessionId
+        self.handshakeToken = handshakeToken
+        self.configuration = configuration
+    }
+
+    // MARK: Inputs
+
+    /// A frame from the client.
+    public mutating func receive(_ frame: StompFrame) -> [Action] {
+        switch state {
+        case .closed:
+            return []
+        case .authenticating:
+            return fail("unexpected frame", detail: "\(frame.command.rawValue) sent before CONNECTED", frame: frame)
+        case .awaitingConnect:
+            guard frame.command == .connect || frame.command == .stomp else {
+                return fail("not connected", detail: "the first frame must be CONNECT or STOMP", frame: frame)
+            }
+            return connect(frame)
+        case .connected:
+            return connected(frame)
+        }
+    }
+
+    /// The token was valid and the user may open another session.
+    public mutating func authenticated(_ principal: Principal) -> [Action] {
+        guard state == .authenticating else { return [] }
+        self.principal = principal
+        state = .connected
+        let frame = StompFrame(
+            .connected,
+            headers: [
+                "version": version.rawValue,
+                "heart-beat": "\(heartBeat.serverSends),\(heartBeat.clientSends)",
+                "server": configuration.serverName,
+                "session": sessionId,
+                "user-name": principal.userId,
+            ]
+        )
+        return [.send(frame)]
+    }
+
+    /// The token was missing, invalid or expired.
+    public mutating func authenticationFailed(message: String = "unauthorized") -> [Action] {
+        fail(message, detail: "the access token was not accepted")
+    }
+
+    /// A protocol or limit violation found outside a frame (decoder error, heart-beat
+    /// timeout, CONNECT deadline, slow reader, session cap, shutdown): ERROR, then close.
+    public mutating func fail(_ message: String, detail: String, frame: StompFrame? = nil) -> [Action] {
+        guard state != .closed else { return [] }
+        state = .closed
+        var headers: StompHeaders = ["message": message, "content-type": "text/plain"]
+        if let receipt = frame?.headers["receipt"] { headers.add("receipt-id", receipt) }
+        let error = StompFrame(.error, headers: headers, body: Array(detail.utf8)).withContentLength()
+        return [.send(error), .close]
+    }
+}
