@@ -1,4 +1,5 @@
 import Foundation
+import NoticeCore
 
 extension PostgresNoticeStore {
     /// Where the PostgreSQL store connects and how long it waits (SPEC §6).
@@ -177,4 +178,9 @@ extension Substring {
         guard let index = firstIndex(of: separator) else { return (self, nil) }
         return (self[..<index], self[self.index(after: index)...])
     }
+}
+
+extension Duration {
+    /// Whole milliseconds, for PostgreSQL settings (saturating: a setting may be absurd).
+    var saturatedMilliseconds: Int64 { saturatedNanoseconds / 1_000_000 }
 }

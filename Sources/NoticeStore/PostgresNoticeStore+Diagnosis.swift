@@ -17,7 +17,7 @@ extension PostgresNoticeStore {
             database: configuration.database,
             tls: .disable
         )
-        options.options.connectTimeout = .nanoseconds(Int64(configuration.connectTimeout.milliseconds) * 1_000_000)
+        options.options.connectTimeout = .nanoseconds(configuration.connectTimeout.saturatedNanoseconds)
         do {
             switch configuration.tls {
             case .disable: break

@@ -63,7 +63,7 @@ extension PostgresNoticeStore {
         try await perform("migrate") { connection, logger in
             _ = try await connection.query("SELECT 1", logger: logger).collect()
         }
-        let timeoutMillis = configuration.migrationTimeout.milliseconds
+        let timeoutMillis = configuration.migrationTimeout.saturatedMilliseconds
         let applied = try await perform("migrate", timeout: configuration.migrationTimeout) { client, logger in
             try await client.withTransaction(logger: logger) { connection -> [Int32] in
                 try await connection.query("SET LOCAL statement_timeout = \(unescaped: String(timeoutMillis))", logger: logger)

@@ -35,8 +35,8 @@ public final class PostgresNoticeStore: NoticeStore {
         options.options.additionalStartupParameters = [
             ("application_name", "notice-service"),
             // The server gives up on a statement when we would (the migration raises it locally).
-            ("statement_timeout", "\(configuration.queryTimeout.milliseconds)"),
-            ("idle_in_transaction_session_timeout", "\(configuration.migrationTimeout.milliseconds)"),
+            ("statement_timeout", "\(configuration.queryTimeout.saturatedMilliseconds)"),
+            ("idle_in_transaction_session_timeout", "\(configuration.migrationTimeout.saturatedMilliseconds)"),
         ]
         let client = PostgresClient(configuration: options, backgroundLogger: logger)
         self.client = client
@@ -280,26 +280,5 @@ public final class PostgresNoticeStore: NoticeStore {
             )
         }
         return result
-    }
-}
-
-extension PostgresNoticeStore.Configuration.TLSMode {
-    var postgresTLS: PostgresClient.Configuration.TLS {
-        self == .disable ? .disable : .require(tlsConfiguration)
-    }
-
-    /// libpq's meaning: `require` encrypts without checking the certificate, `verify-full` checks it.
-    var tlsConfiguration: TLSConfiguration {
-        var tls = TLSConfiguration.makeClientConfiguration()
-        if self == .require { tls.certificateVerification = .none }
-        return tls
-    }
-}
-
-extension Duration {
-    /// Whole milliseconds, for PostgreSQL settings.
-    var milliseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
 }

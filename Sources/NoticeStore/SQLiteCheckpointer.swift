@@ -5,9 +5,8 @@ import Synchronization
 /// commit waits for it.
 ///
 /// With SQLite's automatic checkpoint the writer that crosses 1,000 WAL pages copies them
-/// and syncs the database file inside its own commit: at 1,000 notices/s that was a 5–7 ms
-/// stall every ~130 ms for every notice waiting behind it (`scripts/bench … latency`, see
-/// docs/BENCHMARKS.md). A passive checkpoint runs beside the writer (it takes the checkpoint
+/// and syncs the database file inside its own commit, and every notice waiting behind it
+/// waits too (measured in docs/BENCHMARKS.md). A passive checkpoint runs beside the writer (it takes the checkpoint
 /// lock, not the write lock), so it is run here, on a serial queue, after enough writes.
 /// The writer keeps SQLite's automatic checkpoint at ``backstopPages`` as a backstop: should
 /// this one fall behind, the WAL still does not grow without bound.

@@ -6,7 +6,7 @@ import Synchronization
 ///
 /// HummingbirdWebSocket 2.8 keeps the handler of an upgrade in the context's reference
 /// together with a copy of the context, which holds the reference: a cycle that kept every
-/// upgraded connection (its channel, pipeline and buffers, ~3.4 KiB) after it closed. Releasing
+/// upgraded connection (its channel, pipeline and buffers) after it closed. Releasing
 /// the slot when the WebSocket session ends breaks it.
 public final class WebSocketHandlerSlot<Context: WebSocketRequestContext>: Sendable {
     private let reference = Mutex<WebSocketHandlerReference<Context>?>(WebSocketHandlerReference())
