@@ -136,6 +136,8 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Test support shared by the test targets; no product includes it.
+        .target(name: "NoticeTesting", path: "Tests/NoticeTesting", swiftSettings: swiftSettings),
         .testTarget(name: "RabbitMQTests", dependencies: ["RabbitMQ"], swiftSettings: swiftSettings),
         .testTarget(
             name: "TokenIntrospectionTests",
@@ -146,7 +148,7 @@ let package = Package(
         .testTarget(
             name: "SockJSTests",
             dependencies: [
-                "SockJS",
+                "SockJS", "NoticeTesting",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: swiftSettings
@@ -160,7 +162,7 @@ let package = Package(
         .testTarget(
             name: "NoticeServerTests",
             dependencies: [
-                "NoticeServer", "RabbitMQ", "STOMP", "NoticeCore", "SockJS",
+                "NoticeServer", "RabbitMQ", "STOMP", "NoticeCore", "SockJS", "NoticeTesting",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
