@@ -149,6 +149,8 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Test support shared by the test targets; no product includes it.
+        .target(name: "NoticeTesting", path: "Tests/NoticeTesting", swiftSettings: swiftSettings),
         .testTarget(name: "RabbitMQTests", dependencies: ["RabbitMQ"], swiftSettings: swiftSettings),
         .testTarget(
             name: "TokenIntrospectionTests",
@@ -159,7 +161,7 @@ let package = Package(
         .testTarget(
             name: "SockJSTests",
             dependencies: [
-                "SockJS",
+                "SockJS", "NoticeTesting",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: swiftSettings
@@ -182,7 +184,7 @@ let package = Package(
         .testTarget(
             name: "NoticeServerTests",
             dependencies: [
-                "NoticeServer", "RabbitMQ", "STOMP", "NoticeCore", "StompServer", "SockJS",
+                "NoticeServer", "RabbitMQ", "STOMP", "NoticeCore", "StompServer", "SockJS", "NoticeTesting",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),

@@ -1,5 +1,5 @@
 /// Settings of a SockJS endpoint; the defaults are sockjs-node's.
-public struct SockJSConfiguration: Sendable {
+public struct SockJSConfiguration: Sendable, Hashable {
     /// An `h` frame goes to a receiver that has had no other frame for this long.
     public var heartbeatInterval: Duration = .seconds(25)
     /// A session without a receiver for this long is closed and forgotten.

@@ -16,8 +16,10 @@ struct NoticeServiceCommand: AsyncParsableCommand {
     )
 }
 
-/// Command-line options mirroring every `NOTICE_*` environment variable; an option wins
-/// over the variable.
+/// Command-line settings: `--<option> VALUE` for every `NOTICE_*` environment variable (the
+/// options of ``ConfigurationKey``, collected as unrecognised arguments: argument-parser
+/// declares options only statically), and `--set NAME=VALUE`. An option wins over the
+/// variable, `--set` over both.
 struct SettingOptions: ParsableArguments {
     @Option(
         name: .customLong("set"),
@@ -26,49 +28,28 @@ struct SettingOptions: ParsableArguments {
     )
     var settings: [String] = []
 
-    @Option(help: .setting(.httpHost)) var httpHost: String?
-    @Option(help: .setting(.httpPort)) var httpPort: String?
-    @Option(help: .setting(.amqpURL)) var amqpUrl: String?
-    @Option(help: .setting(.amqpQueue)) var amqpQueue: String?
-    @Option(help: .setting(.amqpExchange)) var amqpExchange: String?
-    @Option(help: .setting(.amqpPrefetch)) var amqpPrefetch: String?
-    @Option(help: .setting(.amqpHeartbeat)) var amqpHeartbeatSeconds: String?
-    @Option(help: .setting(.pushTargets)) var pushTargets: String?
-    @Option(help: .setting(.databaseURL)) var dbUrl: String?
-    @Option(help: .setting(.allowedOrigins)) var allowedOrigins: String?
-    @Option(help: .setting(.heartbeat)) var heartbeatMs: String?
-    @Option(help: .setting(.maxFrameBytes)) var maxFrameBytes: String?
-    @Option(help: .setting(.maxSessionsPerUser)) var maxSessionsPerUser: String?
-    @Option(help: .setting(.maxOutboundBytes)) var maxOutboundBytes: String?
-    @Option(help: .setting(.replayLimit)) var replayLimit: String?
-    @Option(help: .setting(.retentionDays)) var retentionDays: String?
-    @Option(help: .setting(.devTokens)) var devTokens: String?
-    @Option(help: .setting(.introspectionURL)) var introspectionUrl: String?
-    @Option(help: .setting(.introspectionStyle)) var introspectionStyle: String?
-    @Option(help: .setting(.introspectionClientId)) var introspectionClientId: String?
-    @Option(help: .setting(.introspectionClientSecret)) var introspectionClientSecret: String?
-    @Option(help: .setting(.introspectionCacheSeconds)) var introspectionCacheSeconds: String?
-    @Option(help: .setting(.userIdClaims)) var userIdClaims: String?
-    @Option(help: .setting(.nodeId)) var nodeId: String?
-    @Option(help: .setting(.demo)) var demo: String?
-    @Option(help: .setting(.logLevel)) var logLevel: String?
+    @Argument(
+        parsing: .allUnrecognized,
+        help: ArgumentHelp("--<option> <value> for any setting:", discussion: SettingOptions.discussion, valueName: "setting-options")
+    )
+    var keyOptions: [String] = []
+
+    /// Every key's option, then its meaning, variable and default.
+    static let discussion = ConfigurationKey.optionsHelp.map { "\($0.option)\n    \($0.help)" }.joined(separator: "\n")
+
+    func validate() throws {
+        do {
+            _ = try ConfigurationKey.settings(fromArguments: keyOptions)
+        } catch {
+            throw ValidationError(error.problems.joined(separator: "; "))
+        }
+        if settings.contains(where: { !$0.contains("=") }) { throw ValidationError("--set takes KEY=VALUE") }
+    }
 
     /// The environment with these options applied.
     func values() throws -> [String: String] {
         var values = ProcessInfo.processInfo.environment.filter { $0.key.hasPrefix("NOTICE_") }
-        let options: [(ConfigurationKey, String?)] = [
-            (.httpHost, httpHost), (.httpPort, httpPort), (.amqpURL, amqpUrl),
-            (.amqpQueue, amqpQueue), (.amqpExchange, amqpExchange), (.amqpPrefetch, amqpPrefetch),
-            (.amqpHeartbeat, amqpHeartbeatSeconds), (.pushTargets, pushTargets), (.databaseURL, dbUrl),
-            (.allowedOrigins, allowedOrigins), (.heartbeat, heartbeatMs), (.maxFrameBytes, maxFrameBytes),
-            (.maxSessionsPerUser, maxSessionsPerUser), (.maxOutboundBytes, maxOutboundBytes),
-            (.replayLimit, replayLimit), (.retentionDays, retentionDays), (.devTokens, devTokens),
-            (.introspectionURL, introspectionUrl), (.introspectionStyle, introspectionStyle),
-            (.introspectionClientId, introspectionClientId), (.introspectionClientSecret, introspectionClientSecret),
-            (.introspectionCacheSeconds, introspectionCacheSeconds), (.userIdClaims, userIdClaims),
-            (.nodeId, nodeId), (.demo, demo), (.logLevel, logLevel),
-        ]
-        for (key, value) in options { if let value { values[key.name] = value } }
+        values.merge(try ConfigurationKey.settings(fromArguments: keyOptions)) { $1 }
         for setting in settings {
             guard let equals = setting.firstIndex(of: "=") else { throw ValidationError("--set takes KEY=VALUE") }
             values[String(setting[..<equals])] = String(setting[setting.index(after: equals)...])
@@ -122,12 +103,5 @@ struct CheckConfig: AsyncParsableCommand {
             print(error.description)
             throw ExitCode(2)
         }
-    }
-}
-
-extension ArgumentHelp {
-    /// An option's help from the configuration table: meaning, variable and default.
-    static func setting(_ key: ConfigurationKey) -> ArgumentHelp {
-        ArgumentHelp("\(key.help) [\(key.name)\(key.defaultValue.map { $0.isEmpty ? "" : ", default \($0)" } ?? "")]")
     }
 }

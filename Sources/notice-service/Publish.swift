@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import NoticeServer
 import RabbitMQ
 
 /// Publishes one notice record to the notice queue (for trying the service out).
@@ -10,10 +11,10 @@ struct Publish: AsyncParsableCommand {
     )
 
     @Option(help: "AMQP URL (default: NOTICE_AMQP_URL or the local broker)")
-    var amqpUrl = ProcessInfo.processInfo.environment["NOTICE_AMQP_URL"] ?? "amqp://guest:guest@127.0.0.1:5672/"
+    var amqpUrl = ProcessInfo.processInfo.environment[ConfigurationKey.amqpURL.name] ?? NoticeServiceConfiguration().amqp.url
 
     @Option(help: "queue (default: NOTICE_AMQP_QUEUE or notice.direct.queue)")
-    var queue = ProcessInfo.processInfo.environment["NOTICE_AMQP_QUEUE"] ?? "notice.direct.queue"
+    var queue = ProcessInfo.processInfo.environment[ConfigurationKey.amqpQueue.name] ?? NoticeServiceConfiguration().queue
 
     @Argument(help: "the notice record, e.g. '{\"userId\":\"1\",\"title\":\"Hi\"}'")
     var json: String

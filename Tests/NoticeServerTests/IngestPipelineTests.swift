@@ -23,7 +23,8 @@ final class CollectingSink: NoticeSink {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("pipeline-\(UUID().uuidString)/n.sqlite").path
         let store = try SQLiteNoticeStore(path: path)
         try await store.migrate()
-        let configuration = try NoticeServiceConfiguration(values: ["NOTICE_DEV_TOKENS": "t:1", "NOTICE_NODE_ID": "unit"])
+        var configuration = NoticeServiceConfiguration()
+        configuration.nodeId = "unit"
         let hub = DeliveryHub(maxSessionsPerUser: 4)
         let sink = CollectingSink()
         _ = hub.register(sink, userId: "1")

@@ -1,4 +1,5 @@
 import Foundation
+import NoticeTesting
 import Testing
 
 @testable import SockJS

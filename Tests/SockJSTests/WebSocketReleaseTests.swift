@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdWebSocket
 import Logging
 import NIOCore
+import NoticeTesting
 import ServiceLifecycle
 import SockJS
 import Synchronization

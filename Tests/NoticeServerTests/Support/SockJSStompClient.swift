@@ -5,6 +5,7 @@ import HummingbirdWSClient
 import Logging
 import NIOCore
 import NIOHTTP1
+import NoticeTesting
 import STOMP
 import Synchronization
 

@@ -11,7 +11,7 @@ import Glibc
 /// HummingbirdWSClient sometimes loses frames that arrive in the same read as the `101`
 /// answer (seen here under load: the SockJS server's `o`, sent at once, never reached the
 /// handler), and SockJS servers always speak first. This client reads the socket itself.
-final class BlockingWebSocket: @unchecked Sendable {
+public final class BlockingWebSocket: @unchecked Sendable {
     // `fd` is set only in init; reads (and `buffer`) are serialized by `queue`, writes by
     // `writeQueue`, so a long read never holds a write back.
     private let fd: Int32
@@ -21,7 +21,7 @@ final class BlockingWebSocket: @unchecked Sendable {
 
     /// Connects to `127.0.0.1:port`, asks to upgrade `path` (with `Origin` if given), and
     /// throws unless the answer is `101`.
-    static func open(port: Int, path: String, origin: String? = nil) async throws -> BlockingWebSocket {
+    public static func open(port: Int, path: String, origin: String? = nil) async throws -> BlockingWebSocket {
         try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
                 continuation.resume(with: Result { try BlockingWebSocket(port: port, path: path, origin: origin) })
@@ -57,7 +57,7 @@ final class BlockingWebSocket: @unchecked Sendable {
     deinit { Glibc.close(fd) }
 
     /// The next text message, or nil if the server closed the connection or `timeout` passed.
-    func next(timeout: Duration = .seconds(30)) async -> String? {
+    public func next(timeout: Duration = .seconds(30)) async -> String? {
         await withCheckedContinuation { continuation in
             queue.async { continuation.resume(returning: self.readMessage(timeout: timeout)) }
         }
@@ -65,7 +65,7 @@ final class BlockingWebSocket: @unchecked Sendable {
 
     /// Whether the server ends the connection (a close frame or EOF) within `timeout`,
     /// skipping text messages.
-    func closed(timeout: Duration = .seconds(30)) async -> Bool {
+    public func closed(timeout: Duration = .seconds(30)) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if await next(timeout: deadline - ContinuousClock.now) == nil { return ContinuousClock.now < deadline }
@@ -74,7 +74,7 @@ final class BlockingWebSocket: @unchecked Sendable {
     }
 
     /// Sends one masked text message.
-    func send(_ text: String) {
+    public func send(_ text: String) {
         let payload = Array(text.utf8)
         var frame: [UInt8] = [0x81]
         if payload.count < 126 {
@@ -92,7 +92,8 @@ final class BlockingWebSocket: @unchecked Sendable {
         writeQueue.async { try? self.write(bytes) }
     }
 
-    func close() {
+    /// Shuts the socket down both ways (the server sees the connection end).
+    public func close() {
         writeQueue.async { shutdown(self.fd, Int32(SHUT_RDWR)) }
     }
 
@@ -159,8 +160,9 @@ final class BlockingWebSocket: @unchecked Sendable {
     }
 }
 
-struct BlockingWebSocketError: Error, CustomStringConvertible {
-    let description: String
+/// Why a ``BlockingWebSocket`` could not connect or send.
+public struct BlockingWebSocketError: Error, CustomStringConvertible {
+    public let description: String
     init(_ description: String) { self.description = description }
 }
 

@@ -1,1 +1,0 @@
-../../SockJSTests/Support/BlockingWebSocket.swift
