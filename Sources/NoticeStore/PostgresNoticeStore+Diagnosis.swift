@@ -1,4 +1,5 @@
 import Logging
+import NoticeCore
 import PostgresNIO
 import Synchronization
 

@@ -1,3 +1,5 @@
+import Foundation
+
 /// How to reach the broker and how to behave when it goes away.
 public struct AMQPConfiguration: Sendable, Hashable {
     /// `amqp://user:password@host:port/vhost` (the vhost percent-encoded; `/` is `%2f`).

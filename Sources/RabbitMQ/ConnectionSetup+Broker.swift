@@ -1,6 +1,11 @@
 internal import CRabbitMQ
 import Foundation
 
+// `timeval` comes through Dispatch's C module on Linux: the member-import check wants it named.
+#if canImport(CDispatch)
+import CDispatch
+#endif
+
 extension ConnectionSetup {
     /// Opens the socket to the configured URL and logs in.
     func logIn(on connection: amqp_connection_state_t, arena: CArena) throws {

@@ -2,6 +2,11 @@ internal import CRabbitMQ
 import Foundation
 import Logging
 
+// `timeval` comes through Dispatch's C module on Linux: the member-import check wants it named.
+#if canImport(CDispatch)
+import CDispatch
+#endif
+
 /// Everything the owning thread of a ``RabbitMQConnection`` touches: it runs the socket,
 /// the commands and the reconnects, and leaves the bookkeeping to ``ConnectionSetup``,
 /// ``DeliveryAssembler``, ``PublishConfirms`` and ``AckTracker``.

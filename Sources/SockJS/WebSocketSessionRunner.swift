@@ -1,5 +1,6 @@
 import Hummingbird
 import HummingbirdWebSocket
+import NIOWebSocket
 
 /// What the WebSocket transports (framed and raw) share: a session as long as the socket, one
 /// task writing what the session has for the browser, one reading what the browser sends.

@@ -1,3 +1,4 @@
+import NoticeCore
 import Synchronization
 
 /// The bytes of notices queued for one connection, and when its reader is too slow: a reader

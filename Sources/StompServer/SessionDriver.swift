@@ -1,8 +1,10 @@
+import CoreMetrics
 import Foundation
 import Logging
 import NIOCore
 import NoticeCore
 import STOMP
+import Synchronization
 
 /// One connection's state and what it does with each event: decodes client bytes, runs the
 /// ``StompSession``, carries out its actions and writes its frames. Owned by one burst of the

@@ -1,4 +1,6 @@
+import CoreMetrics
 import Foundation
+import Logging
 public import NIOCore
 import NIOPosix
 public import NoticeCore

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOPosix
 import NIOWebSocket
+import Synchronization
 
 /// Many STOMP-over-WebSocket sessions on one small `MultiThreadedEventLoopGroup`: no task or
 /// thread per session, only a channel with three handlers. Session `i` lives on loop

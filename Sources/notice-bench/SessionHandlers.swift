@@ -1,6 +1,7 @@
 import NIOCore
 import NIOWebSocket
 import STOMP
+import Synchronization
 
 /// Sends the HTTP/1.1 upgrade request, waits for `101`, then replaces itself with the
 /// WebSocket frame codec and a ``StompSessionHandler``.

@@ -4,6 +4,8 @@ import Logging
 import Metrics
 import NoticeServer
 import Prometheus
+import ServiceLifecycle
+import UnixSignals
 
 /// `notice-service`: `serve` (default), `check-config`, `publish`.
 @main

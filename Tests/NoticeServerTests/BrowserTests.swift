@@ -1,4 +1,5 @@
 import Foundation
+import NoticeServer
 import Testing
 
 /// The legacy browser code in a real browser: headless Chromium runs sockjs-client 1.6.1

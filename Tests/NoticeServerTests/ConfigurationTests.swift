@@ -1,4 +1,8 @@
 import Foundation
+import NoticeStore
+import RabbitMQ
+import SockJS
+import StompServer
 import Testing
 import TokenIntrospection
 

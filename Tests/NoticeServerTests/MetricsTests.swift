@@ -1,4 +1,6 @@
 import Foundation
+import NoticeServer
+import STOMP
 import Testing
 
 /// `/metrics` (SPEC §7): Prometheus text with the service's series, per instance.

@@ -6,6 +6,7 @@ import Testing
 
 #if canImport(Glibc)
 import Glibc
+import AsyncHTTPClient
 #endif
 
 /// The bounds that keep a flood of made-up tokens from growing memory or flooding the

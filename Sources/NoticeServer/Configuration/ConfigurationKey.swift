@@ -1,3 +1,7 @@
+import Foundation
+import Logging
+import RabbitMQ
+import StompServer
 import TokenIntrospection
 
 /// Every setting the service reads: its environment variable, its command-line option, its

@@ -2,6 +2,8 @@ import Foundation
 import Logging
 import NoticeCore
 import NoticeStore
+import RabbitMQ
+import StompServer
 import TokenIntrospection
 
 extension NoticeServiceConfiguration {

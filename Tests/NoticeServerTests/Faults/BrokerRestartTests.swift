@@ -1,4 +1,6 @@
 import Foundation
+import NoticeServer
+import STOMP
 import Synchronization
 import Testing
 

@@ -3,6 +3,7 @@ import Testing
 
 #if canImport(FoundationNetworking)
 import FoundationNetworking
+import STOMP
 #endif
 
 /// The built `notice-service` executable as a child process (for faults a process suffers).

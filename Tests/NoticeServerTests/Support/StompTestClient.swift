@@ -2,6 +2,7 @@ import HTTPTypes
 import HummingbirdWSClient
 import Logging
 import NIOCore
+import NIOWebSocket
 import STOMP
 import Synchronization
 

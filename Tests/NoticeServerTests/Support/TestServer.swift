@@ -11,6 +11,7 @@ import Testing
 
 #if canImport(FoundationNetworking)
 import FoundationNetworking
+import STOMP
 #endif
 
 /// The real service on a free port, against the real broker (scripts/test starts it)
