@@ -52,7 +52,8 @@ struct ConnectionSetup: Sendable {
         Login(
             vhost: vhost.flatMap { $0.isEmpty ? nil : $0 } ?? "/",
             frameMax: 131_072,
-            heartbeatSeconds: Int32(configuration.heartbeatSeconds),
+            // The protocol's field is 16 bits: a configuration value outside it is clamped, never a trap.
+            heartbeatSeconds: Int32(min(max(configuration.heartbeatSeconds, 0), Int(UInt16.max))),
             clientProperties: AMQPTable([.init(key: "connection_name", value: .text(configuration.connectionName))])
         )
     }

@@ -97,7 +97,7 @@ final class ConnectionWorker: @unchecked Sendable {
         guard let connection = state else { return }
         let socket = amqp_get_sockfd(connection)
         let heartbeat = owner.configuration.heartbeatSeconds
-        let pollMillis: Int32 = heartbeat > 0 ? Int32(min(1000, heartbeat * 250)) : 1000
+        let pollMillis: Int32 = heartbeat > 0 ? Int32(min(4, heartbeat) * 250) : 1000
         var fds = [pollfd(fd: socket, events: Int16(POLLIN), revents: 0), pollfd(fd: owner.mailbox.eventFD, events: Int16(POLLIN), revents: 0)]
         while true {
             try process(owner.mailbox.take(), connection: connection)

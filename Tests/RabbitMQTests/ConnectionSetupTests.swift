@@ -31,6 +31,12 @@ import Testing
         #expect(login.clientProperties["connection_name"]?.textValue == "node-a")
     }
 
+    @Test(arguments: [(Int.min, 0), (-1, 0), (0, 0), (65_535, 65_535), (65_536, 65_535), (Int.max, 65_535)] as [(Int, Int32)])
+    func aHeartbeatOutsideTheProtocolsSixteenBitsIsClampedNotATrap(configured: Int, asked: Int32) {
+        let setup = ConnectionSetup(configuration: AMQPConfiguration(heartbeatSeconds: configured), topology: topology)
+        #expect(setup.login(vhost: nil).heartbeatSeconds == asked)
+    }
+
     @Test func channelStepsDeclareTheTopologyThenTheBindingsThenOpenThePublisher() {
         var setup = setup()
         _ = setup.bindCommand(.init(queue: "notices", exchange: "amq.direct", routingKey: "user.7"), unbind: false)
