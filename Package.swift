@@ -106,6 +106,7 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -161,7 +162,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // Test support shared by the test targets; no product includes it.
-        .target(name: "NoticeTesting", path: "Tests/NoticeTesting", swiftSettings: swiftSettings),
+        .target(name: "NoticeTesting", dependencies: ["NoticeCore", "NoticeStore"], path: "Tests/NoticeTesting", swiftSettings: swiftSettings),
         .testTarget(
             name: "RabbitMQTests",
             dependencies: ["RabbitMQ", .product(name: "Logging", package: "swift-log")],
@@ -206,7 +207,7 @@ let package = Package(
         .testTarget(
             name: "NoticeStoreTests",
             dependencies: [
-                "NoticeStore", "NoticeCore",
+                "NoticeStore", "NoticeCore", "NoticeTesting",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],

@@ -24,7 +24,8 @@ public func buildService(
 ) async throws -> ServiceGroup {
     let metricsFactory = PrometheusMetricsFactory.notice(registry: registry)
     let metrics = ServiceMetrics(factory: metricsFactory)
-    let store = try await openStore(configuration.database, logger: logger)
+    let opened = try await openStore(configuration.database, logger: logger)
+    let store = opened.store
     let connection = RabbitMQConnection(
         configuration: configuration.amqp,
         topology: noticeTopology(configuration),
@@ -87,7 +88,9 @@ public func buildService(
 
     // A ServiceGroup shuts its services down in reverse order, each after the one behind it
     // has finished: the pipeline first, the store last.
-    var services: [ServiceGroupConfiguration.ServiceConfiguration] = tokens.httpClient.map { [.init(service: HTTPClientService(client: $0))] } ?? []
+    var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+    if let storeService = opened.service { services.append(.init(service: storeService)) }
+    if let httpClient = tokens.httpClient { services.append(.init(service: HTTPClientService(client: httpClient))) }
     services += [
         .init(service: StoreCloser(store: store)),
         .init(service: app),

@@ -3,24 +3,33 @@ import CoreMetrics
 import Logging
 import NoticeCore
 import NoticeStore
+import ServiceLifecycle
 import TokenIntrospection
 
-/// The store the configuration names, migrated; closed again if the migration fails.
-func openStore(_ database: NoticeServiceConfiguration.Database, logger: Logger) async throws -> any NoticeStore {
+/// The store the configuration names, migrated, and what runs it while it is used: the
+/// PostgreSQL pool is a service of its own (SQLite needs none); `StoreCloser` closes either.
+struct OpenedStore {
     let store: any NoticeStore
+    let service: (any Service)?
+}
+
+/// Opens and migrates the store; closed again if the migration fails.
+func openStore(_ database: NoticeServiceConfiguration.Database, logger: Logger) async throws -> OpenedStore {
+    let opened: OpenedStore
     switch database {
     case .sqlite(let path):
-        store = try SQLiteNoticeStore(path: path)
+        opened = OpenedStore(store: try SQLiteNoticeStore(path: path), service: nil)
     case .postgres(let postgres):
-        store = PostgresNoticeStore(configuration: postgres, logger: logger)
+        let store = PostgresNoticeStore(configuration: postgres, logger: logger)
+        opened = OpenedStore(store: store, service: store)
     }
     do {
-        try await store.migrate()
+        try await opened.store.migrate()
     } catch {
-        try? await store.close()
+        try? await opened.store.close()
         throw error
     }
-    return store
+    return opened
 }
 
 /// How tokens are checked, and the HTTP client that introspection needs (the caller runs it

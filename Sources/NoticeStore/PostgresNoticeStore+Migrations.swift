@@ -57,14 +57,26 @@ extension PostgresNoticeStore {
     /// Creates or upgrades the schema in one transaction, under a transaction-scoped advisory
     /// lock (released by COMMIT or ROLLBACK, or when the connection drops, so a crashed node
     /// never leaves it held). Waits up to ``Configuration/migrationTimeout``.
+    ///
+    /// It runs on a pool of its own, closed before it returns, so that it works whether or not
+    /// ``run()`` has started: the service migrates before its services run.
     public func migrate() async throws {
+        let pool = Self.makeClient(configuration, logger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await pool.run() }
+            defer { group.cancelAll() }
+            try await migrate(on: pool)
+        }
+    }
+
+    private func migrate(on pool: PostgresClient) async throws {
         // Fail fast when the server cannot be reached at all (bad host, password…): only the
         // wait for another node's migration deserves the long deadline.
-        try await perform("migrate") { connection, logger in
+        try await perform("migrate", on: pool) { connection, logger in
             _ = try await connection.query("SELECT 1", logger: logger).collect()
         }
         let timeoutMillis = configuration.migrationTimeout.saturatedMilliseconds
-        let applied = try await perform("migrate", timeout: configuration.migrationTimeout) { client, logger in
+        let applied = try await perform("migrate", timeout: configuration.migrationTimeout, on: pool) { client, logger in
             try await client.withTransaction(logger: logger) { connection -> [Int32] in
                 try await connection.query("SET LOCAL statement_timeout = \(unescaped: String(timeoutMillis))", logger: logger)
                 try await connection.query("SELECT pg_advisory_xact_lock(\(unescaped: String(Self.migrationLock)))", logger: logger)

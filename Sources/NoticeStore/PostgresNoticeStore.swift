@@ -1,27 +1,41 @@
 public import Logging
 public import NoticeCore
 import PostgresNIO
+public import ServiceLifecycle
 
 /// The PostgreSQL store (SPEC §6), for several nodes sharing one database: a pool of
 /// connections (postgres-nio's `PostgresClient`), migrations at start under an advisory lock
 /// (see `PostgresNoticeStore+Migrations.swift`), one statement per batch.
 ///
+/// The pool works while ``run()`` runs: the service runs the store in its `ServiceGroup`, which
+/// ends it (on graceful shutdown) after everything that uses it. ``migrate()`` brings a pool of
+/// its own, so that a bad server fails the start before any service runs.
+///
 /// Every operation is bounded by ``Configuration/queryTimeout`` (waiting for a connection
 /// included) and throws a ``PostgresStoreError`` when the server is down, unreachable or
-/// refuses: the caller retries, nothing hangs. The store owns the task that runs the pool;
-/// ``close()`` ends it.
-public final class PostgresNoticeStore: NoticeStore {
+/// refuses: the caller retries, nothing hangs.
+public final class PostgresNoticeStore: NoticeStore, Service {
     /// Where it connects and its timeouts.
     public let configuration: Configuration
     let client: PostgresClient
     let logger: Logger
-    private let running: Task<Void, Never>
 
-    /// Starts the connection pool; connections are opened on demand, so this never fails:
-    /// an unreachable server shows in the first operation (usually ``migrate()``).
+    /// The pool's settings; connections are opened on demand, so this never fails: an
+    /// unreachable server shows in the first operation (usually ``migrate()``).
     public init(configuration: Configuration, logger: Logger = Logger(label: "notice.store.postgres")) {
         self.configuration = configuration
         self.logger = logger
+        client = Self.makeClient(configuration, logger: logger)
+    }
+
+    /// Runs the connection pool until graceful shutdown or cancellation; the pool's
+    /// connections are closed when it returns. Operations before it starts wait for a
+    /// connection (within ``Configuration/queryTimeout``). Call it once.
+    public func run() async {
+        await client.run()
+    }
+
+    static func makeClient(_ configuration: Configuration, logger: Logger) -> PostgresClient {
         var options = PostgresClient.Configuration(
             host: configuration.host,
             port: configuration.port,
@@ -38,13 +52,7 @@ public final class PostgresNoticeStore: NoticeStore {
             ("statement_timeout", "\(configuration.queryTimeout.saturatedMilliseconds)"),
             ("idle_in_transaction_session_timeout", "\(configuration.migrationTimeout.saturatedMilliseconds)"),
         ]
-        let client = PostgresClient(configuration: options, backgroundLogger: logger)
-        self.client = client
-        running = Task { await client.run() }
-    }
-
-    deinit {
-        running.cancel()
+        return PostgresClient(configuration: options, backgroundLogger: logger)
     }
 
     public func insert(_ rows: [NoticeRow], markingDelivered delivered: [NoticeKey], at millis: Int64) async throws -> Set<NoticeKey> {
@@ -216,10 +224,8 @@ public final class PostgresNoticeStore: NoticeStore {
         }
     }
 
-    public func close() async throws {
-        running.cancel()
-        await running.value
-    }
+    /// Nothing to release: the pool's connections close when ``run()`` returns.
+    public func close() async throws {}
 
     /// Runs one store operation on a pooled connection within ``Configuration/queryTimeout``
     /// (the wait for the connection included), turning whatever postgres-nio throws into a
@@ -228,10 +234,11 @@ public final class PostgresNoticeStore: NoticeStore {
     func perform<Result: Sendable>(
         _ operation: String,
         timeout: Duration? = nil,
+        on pool: PostgresClient? = nil,
         _ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> Result
     ) async throws -> Result {
         let timeout = timeout ?? configuration.queryTimeout
-        let (client, logger) = (self.client, self.logger)
+        let (client, logger) = (pool ?? self.client, self.logger)
         var attempt = 0
         while true {
             attempt += 1

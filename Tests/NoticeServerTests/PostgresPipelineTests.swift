@@ -1,6 +1,7 @@
 import Foundation
 import NoticeCore
 import NoticeStore
+import NoticeTesting
 import STOMP
 import Testing
 
@@ -43,7 +44,7 @@ import Testing
         try await broker.publish(#"{"id":503,"userId":1,"title":"marker"}"#, to: server.configuration.queue)
         #expect(await alice.noticeIds(throughNotice: "503") == ["503"])
 
-        let store = PostgresNoticeStore(configuration: try PostgresNoticeStore.Configuration(url: database.url))
+        let store = RunningPostgresStore(configuration: try PostgresNoticeStore.Configuration(url: database.url))
         #expect(try await store.count() == 5)
         let stored = try #require(try await store.row(NoticeKey(noticeId: 501, recipient: "1")))
         #expect(Array(stored.row.payload.utf8) == received[0].body)
@@ -121,7 +122,7 @@ import Testing
         try await broker.publish(#"{"id":999,"userId":1,"title":"marker"}"#, to: server.configuration.queue)
         #expect(await alice.noticeIds(throughNotice: "999") == ["999"])
 
-        let store = PostgresNoticeStore(configuration: try PostgresNoticeStore.Configuration(url: database.url))
+        let store = RunningPostgresStore(configuration: try PostgresNoticeStore.Configuration(url: database.url))
         #expect(try await store.count() == 7)
         #expect(try await TestPostgres.psql(database.url, "SELECT count(DISTINCT payload::json->>'title') FROM notice") == "7")
         // Everything was acked in the end: the queue is empty.

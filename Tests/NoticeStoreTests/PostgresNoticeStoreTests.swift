@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NoticeCore
+import NoticeTesting
 import PostgresNIO
 import Testing
 
@@ -10,7 +11,7 @@ import Testing
 @Suite struct PostgresNoticeStoreTests {
     @Test func storesMigratingConcurrentlyApplyEachMigrationOnce() async throws {
         let database = try await PostgresTestDatabase.create()
-        let stores = (0..<4).map { _ in PostgresNoticeStore(configuration: database.configuration) }
+        let stores = (0..<4).map { _ in RunningPostgresStore(configuration: database.configuration) }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for store in stores { group.addTask { try await store.migrate() } }
             try await group.waitForAll()
@@ -19,8 +20,8 @@ import Testing
         #expect(try await stores[1].insert([NoticeRow(noticeId: 1, recipient: "a", payload: "{}", createdAt: 1)]).count == 1)
         #expect(try await stores[2].count() == 1)
 
-        let reader = PostgresNoticeStore(configuration: database.configuration)
-        let versions = try await reader.perform("test") { connection, logger in
+        let reader = RunningPostgresStore(configuration: database.configuration)
+        let versions = try await reader.store.perform("test") { connection, logger in
             var versions: [Int32] = []
             for try await version in try await connection.query("SELECT version FROM notice_schema_migrations ORDER BY version", logger: logger)
                 .decode(Int32.self)
@@ -35,11 +36,23 @@ import Testing
         try await database.drop()
     }
 
+    @Test func migrateBringsAPoolOfItsOwnSoTheStoreCanMigrateBeforeItRuns() async throws {
+        let database = try await PostgresTestDatabase.create()
+        // Never run: the service migrates before its ServiceGroup starts the store's pool.
+        let idle = PostgresNoticeStore(configuration: database.configuration)
+        try await idle.migrate()
+        let store = RunningPostgresStore(configuration: database.configuration)
+        #expect(try await store.insert([NoticeRow(noticeId: 1, recipient: "a", payload: "{}", createdAt: 1)]).count == 1)
+        #expect(try await store.count() == 1)
+        try await store.close()
+        try await database.drop()
+    }
+
     @Test func theSchemaHasThePartialUndeliveredIndex() async throws {
         let database = try await PostgresTestDatabase.create()
-        let store = PostgresNoticeStore(configuration: database.configuration)
+        let store = RunningPostgresStore(configuration: database.configuration)
         try await store.migrate()
-        let indexes = try await store.perform("test") { connection, logger in
+        let indexes = try await store.store.perform("test") { connection, logger in
             var indexes: [String: String] = [:]
             for try await (name, definition) in try await connection.query(
                 "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'notice'",
@@ -65,7 +78,7 @@ import Testing
         configuration.port = 1
         configuration.queryTimeout = .seconds(2)
         configuration.migrationTimeout = .seconds(2)
-        let store = PostgresNoticeStore(configuration: configuration)
+        let store = RunningPostgresStore(configuration: configuration)
         let started = ContinuousClock.now
         let error = await #expect(throws: PostgresStoreError.self) { try await store.count() }
         // Its budget is the 2 s operation deadline plus at most 2 s to learn the reason; the
@@ -90,7 +103,7 @@ import Testing
         // A connect timeout far beyond the bound below: only the operation's deadline can end it in time.
         configuration.connectTimeout = .seconds(120)
         configuration.queryTimeout = .seconds(1)
-        let store = PostgresNoticeStore(configuration: configuration)
+        let store = RunningPostgresStore(configuration: configuration)
         let started = ContinuousClock.now
         let error = await #expect(throws: PostgresStoreError.self) {
             _ = try await store.insert([NoticeRow(noticeId: 1, recipient: "a", payload: "{}", createdAt: 1)])
@@ -106,7 +119,7 @@ import Testing
     @Test func aWrongPasswordSaysSoWithoutShowingIt() async throws {
         var configuration = try PostgresTestDatabase.serverConfiguration()
         configuration.password = "not-the-password-\(UUID().uuidString)"
-        let store = PostgresNoticeStore(configuration: configuration)
+        let store = RunningPostgresStore(configuration: configuration)
         let error = await #expect(throws: PostgresStoreError.self) { try await store.ping() }
         #expect(error?.description.contains("28P01 password authentication failed") == true)
         #expect(error?.description.contains("not-the-password") == false)

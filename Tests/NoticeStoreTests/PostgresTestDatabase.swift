@@ -108,38 +108,6 @@ struct PostgresTestDatabase: Sendable {
     }
 }
 
-/// A PostgreSQL store that drops its test database when closed.
-final class DroppingPostgresStore: NoticeStore {
-    let store: PostgresNoticeStore
-    let database: PostgresTestDatabase
-
-    init(store: PostgresNoticeStore, database: PostgresTestDatabase) {
-        self.store = store
-        self.database = database
-    }
-
-    func migrate() async throws { try await store.migrate() }
-    func insert(_ rows: [NoticeRow], markingDelivered delivered: [NoticeKey], at millis: Int64) async throws -> Set<NoticeKey> {
-        try await store.insert(rows, markingDelivered: delivered, at: millis)
-    }
-    func noticeIds(forSourceKeys keys: [String]) async throws -> [String: Int64] { try await store.noticeIds(forSourceKeys: keys) }
-    func markDelivered(_ keys: [NoticeKey], at millis: Int64) async throws { try await store.markDelivered(keys, at: millis) }
-    func markRead(noticeId: Int64, userId: String, at millis: Int64) async throws -> Bool {
-        try await store.markRead(noticeId: noticeId, userId: userId, at: millis)
-    }
-    func undelivered(userId: String, limit: Int) async throws -> [NoticeRow] { try await store.undelivered(userId: userId, limit: limit) }
-    func notices(_ query: NoticeQuery) async throws -> [StoredNoticeRow] { try await store.notices(query) }
-    func row(_ key: NoticeKey) async throws -> StoredNoticeRow? { try await store.row(key) }
-    func purge(createdBefore millis: Int64, limit: Int) async throws -> Int { try await store.purge(createdBefore: millis, limit: limit) }
-    func count() async throws -> Int { try await store.count() }
-    func ping() async throws { try await store.ping() }
-
-    func close() async throws {
-        try await store.close()
-        try await database.drop()
-    }
-}
-
 struct PostgresTestError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }

@@ -1,5 +1,6 @@
 import Foundation
 import NoticeCore
+import NoticeTesting
 import Testing
 
 @testable import NoticeStore
@@ -23,15 +24,14 @@ enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
             return store
         case .postgres:
             let database = try await PostgresTestDatabase.create()
-            let store = PostgresNoticeStore(configuration: database.configuration)
+            let store = RunningPostgresStore(configuration: database.configuration, onClose: database.drop)
             do {
                 try await store.migrate()
             } catch {
                 try? await store.close()
-                try? await database.drop()
                 throw error
             }
-            return DroppingPostgresStore(store: store, database: database)
+            return store
         }
     }
 }

@@ -1,9 +1,12 @@
 import Foundation
+import NoticeCore
+import NoticeStore
+import NoticeTesting
+import STOMP
 import Testing
 
 #if canImport(FoundationNetworking)
 import FoundationNetworking
-import STOMP
 #endif
 
 /// The built `notice-service` executable as a child process (for faults a process suffers).
@@ -105,8 +108,22 @@ extension FaultTests {
 }
 
 extension FaultTests {
-    @Test func sigtermWhileNoticesFlowLosesNoneAndExitsZero() async throws {
-        let (settings, queue, path) = ServiceProcess.freshSettings()
+    /// On PostgreSQL too: the store's pool is a service of the group, stopped after the
+    /// pipeline has committed and acked what was in flight.
+    @Test(arguments: TestServer.Store.allCases)
+    func sigtermWhileNoticesFlowLosesNoneAndExitsZero(store kind: TestServer.Store) async throws {
+        var (settings, queue, path) = ServiceProcess.freshSettings()
+        let store: any NoticeStore
+        var database: String?
+        switch kind {
+        case .sqlite:
+            store = try SQLiteNoticeStore(path: path)
+        case .postgres:
+            let created = try await TestPostgres.createDatabase()
+            settings["NOTICE_DB_URL"] = created.url
+            database = created.name
+            store = RunningPostgresStore(configuration: try PostgresNoticeStore.Configuration(url: created.url))
+        }
         let port = Int.random(in: 24_000...27_998)
         let first = try ServiceProcess(settings: settings, port: port)
         try await first.waitUntilReady()
@@ -117,7 +134,6 @@ extension FaultTests {
         let count = 3_000
         let bodies = (0..<count).map { #"{"id":\#($0 + 1),"userId":1}"# }
         let publishing = Task { try await publisher.publishAll(bodies, to: queue, window: 128) }
-        let store = try NoticeStoreReader(path: path)
         try await store.waitForCount(300, timeout: .seconds(30))
         first.kill(SIGTERM)
         #expect(first.process.terminationStatus == 0)
@@ -130,7 +146,9 @@ extension FaultTests {
         try await second.waitUntilReady()
         #expect(try await store.waitForCount(count, timeout: .seconds(60)) == count)
         second.kill(SIGTERM)
+        #expect(second.process.terminationStatus == 0)
         await publisher.close()
         try await store.close()
+        if let database { try await TestPostgres.dropDatabase(database) }
     }
 }

@@ -1,9 +1,9 @@
 import Foundation
+import STOMP
 import Testing
 
 #if canImport(FoundationNetworking)
 import FoundationNetworking
-import STOMP
 #endif
 
 extension FaultTests {

@@ -1,4 +1,5 @@
 import Foundation
+import NoticeCore
 import NoticeStore
 
 /// Reads a service's SQLite file from the test (another connection, as an operator would).
@@ -30,6 +31,16 @@ struct NoticeStoreReader {
     /// Waits until at least `count` rows are stored or `timeout` passes; returns the count.
     @discardableResult
     func waitForCount(_ count: Int, timeout: Duration) async throws -> Int {
+        try await store.waitForCount(count, timeout: timeout)
+    }
+
+    func close() async throws { try await store.close() }
+}
+
+extension NoticeStore {
+    /// Waits until at least `count` rows are stored or `timeout` passes; returns the count.
+    @discardableResult
+    func waitForCount(_ count: Int, timeout: Duration) async throws -> Int {
         let deadline = ContinuousClock.now + timeout
         var stored = try await self.count()
         while stored < count, ContinuousClock.now < deadline {
@@ -38,6 +49,4 @@ struct NoticeStoreReader {
         }
         return stored
     }
-
-    func close() async throws { try await store.close() }
 }

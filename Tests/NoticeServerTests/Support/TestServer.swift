@@ -4,14 +4,15 @@ import Logging
 import NoticeCore
 import NoticeServer
 import NoticeStore
+import NoticeTesting
 import RabbitMQ
+import STOMP
 import ServiceLifecycle
 import Synchronization
 import Testing
 
 #if canImport(FoundationNetworking)
 import FoundationNetworking
-import STOMP
 #endif
 
 /// The real service on a free port, against the real broker (scripts/test starts it)
@@ -98,7 +99,7 @@ struct TestServer {
     func openStore() throws -> any NoticeStore {
         switch configuration.database {
         case .sqlite(let path): try SQLiteNoticeStore(path: path)
-        case .postgres(let postgres): PostgresNoticeStore(configuration: postgres)
+        case .postgres(let postgres): RunningPostgresStore(configuration: postgres)
         }
     }
 
