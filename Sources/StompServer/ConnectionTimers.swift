@@ -50,7 +50,8 @@ final class ConnectionTimers: Sendable {
         let step = min(remaining, Self.longestStep.saturatedNanoseconds / 1_000_000)
         let isLast = step == remaining
         schedule(slot, after: .milliseconds(step) + .milliseconds(isLast ? 1 : 0)) {
-            if isLast { action() } else { self.schedule(slot, atUnixMillis: deadline, action) }
+            // The wall clock may have been set back meanwhile: the deadline is checked, not assumed.
+            if isLast, self.nowMillis() >= deadline { action() } else { self.schedule(slot, atUnixMillis: deadline, action) }
         }
     }
 

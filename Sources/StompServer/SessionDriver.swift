@@ -87,9 +87,12 @@ struct SessionDriver: Sendable {
         let now = ContinuousClock.now
         switch session.state {
         case .awaitingConnect, .authenticating:
-            if now - openedAt > environment.connectTimeout {
+            let waited = now - openedAt
+            if waited > environment.connectTimeout {
                 return await perform(session.fail("connect timeout", detail: "no CONNECT frame within \(environment.connectTimeout)"))
             }
+            // Early (the timer and `openedAt` are two readings of the clock): wait for the rest.
+            connection.armConnectTimeout(after: environment.connectTimeout - waited)
         case .connected:
             if let expiresAt = session.principal?.expiresAtMillis, ConnectionTimers.nowMillis() >= expiresAt {
                 logger.info("token expired: closing the session")

@@ -160,8 +160,8 @@ public final class StompConnection: NoticeSink {
                 abort()
             }
         }
-        timers.schedule(.connectTimeout, after: environment.connectTimeout + .milliseconds(1)) { self.mailbox.post(.tick) }
         let driver = SessionDriver(connection: self, outbound: outbound, handshakeToken: handshakeToken)
+        armConnectTimeout(after: environment.connectTimeout)
         mailbox.open(with: driver) { await self.runBurst() }
     }
 
@@ -170,6 +170,12 @@ public final class StompConnection: NoticeSink {
     private func stopDriver() {
         mailbox.cancelBurst()
         mailbox.post(.inboundClosed)
+    }
+
+    /// A tick once `delay` has passed, for the driver to check the connect deadline (it arms
+    /// the rest again if the tick came early).
+    func armConnectTimeout(after delay: Duration) {
+        timers.schedule(.connectTimeout, after: delay + .milliseconds(1)) { self.mailbox.post(.tick) }
     }
 
     /// Timers of a connected session: heart-beats if agreed, the token's expiry if it has one.

@@ -65,6 +65,26 @@ import Testing
         #expect(fired.load(ordering: .relaxed) == true)
     }
 
+    @Test func aWallClockSetBackDelaysTheDeadlineInsteadOfLosingIt() {
+        let loop = EmbeddedEventLoop()
+        let base: Int64 = 1_700_000_000_000
+        let start = loop.now.uptimeNanoseconds
+        let shift = Mutex<Int64>(0)
+        let timers = ConnectionTimers(eventLoop: loop) {
+            base + Int64((loop.now.uptimeNanoseconds - start) / 1_000_000) + shift.withLock { $0 }
+        }
+        let fired = Atomic<Bool>(false)
+        timers.schedule(.expiry, atUnixMillis: base + 10_000) { fired.store(true, ordering: .relaxed) }
+        // Five seconds in, the wall clock is set back by three.
+        loop.advanceTime(by: .seconds(5))
+        shift.withLock { $0 = -3_000 }
+        loop.advanceTime(by: .seconds(5) + .milliseconds(2))
+        #expect(fired.load(ordering: .relaxed) == false, "the wall clock says 7 s: not yet")
+        loop.advanceTime(by: .seconds(3))
+        #expect(fired.load(ordering: .relaxed) == true)
+        timers.stop()
+    }
+
     @Test func aPastDeadlineFiresAtOnceAndAnAbsurdOneNeverTraps() {
         let loop = EmbeddedEventLoop()
         let timers = timers(on: loop)
