@@ -64,6 +64,7 @@ struct NoticeBench: AsyncParsableCommand {
     @Option(help: "basic.qos prefetch of the bare consumer") var prefetch: UInt16 = 256
     @Option(help: "port of auth-stub") var port = 18181
     @Option(help: "seconds allowed for opening all sessions") var openTimeout = 600
+    @Option(help: "sessions started per second at most while opening (0: no pace)") var openRate = 0
     @Option(help: "write latencies (ms, one per line) to this file") var latenciesFile: String?
     @Option(help: "write `received_ms,latency_ms` per MESSAGE, in order of arrival, to this file (where the tail comes from)")
     var timelineFile: String?
@@ -104,7 +105,7 @@ struct NoticeBench: AsyncParsableCommand {
         let benchBefore = ProcessSample.current
         let cpu = CPUWindow(pid: pid, brokerPid: brokerPid)
         let opened = ContinuousClock.now
-        try await client.openAll(users: 1...users, inFlight: inFlight, timeout: .seconds(openTimeout))
+        try await client.openAll(users: 1...users, inFlight: inFlight, perSecond: openRate, timeout: .seconds(openTimeout))
         let openSeconds = (ContinuousClock.now - opened).seconds
         let ready = client.counters.ready.load(ordering: .relaxed)
         Report.line("mode", mode.rawValue)

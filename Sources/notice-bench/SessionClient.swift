@@ -45,16 +45,24 @@ final class SessionClient: Sendable {
         }
     }
 
-    /// Opens sessions for `users` with at most `inFlight` not yet ready or failed; returns
-    /// once all have settled or `timeout` has passed.
-    func openAll(users: some Sequence<Int>, inFlight: Int, timeout: Duration) async throws {
-        let deadline = ContinuousClock.now + timeout
+    /// Opens sessions for `users` with at most `inFlight` not yet ready or failed, and at most
+    /// `perSecond` started per second (0: no pace; the service checks each CONNECT's token, and
+    /// refuses introspections beyond its rate limit); returns once all have settled or
+    /// `timeout` has passed.
+    func openAll(users: some Sequence<Int>, inFlight: Int, perSecond: Int = 0, timeout: Duration) async throws {
+        let started = ContinuousClock.now
+        let deadline = started + timeout
         // Sessions opened by an earlier call count too (connect mode's warm-up).
         var index = counters.started.load(ordering: .relaxed)
+        let first = index
         for user in users {
             while index - counters.settled >= inFlight {
                 guard ContinuousClock.now < deadline else { return }
                 try await Task.sleep(for: .milliseconds(1))
+            }
+            if perSecond > 0 {
+                let due = started + .seconds(Double(index - first) / Double(perSecond))
+                if due > ContinuousClock.now { try await Task.sleep(until: due) }
             }
             open(user: user, index: index)
             index += 1
