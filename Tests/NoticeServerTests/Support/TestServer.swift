@@ -120,11 +120,12 @@ struct TestServer {
     /// connection of its own.
     func waitForStored(_ count: Int) async throws {
         let store = try openStore()
-        let deadline = ContinuousClock.now + .seconds(30)
-        var stored = try await store.count()
-        while stored < count, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(20))
-            stored = try await store.count()
+        let stored: Int
+        do {
+            stored = try await store.waitForCount(count, timeout: .seconds(30))
+        } catch {
+            try? await store.close()
+            throw error
         }
         try await store.close()
         guard stored >= count else { throw TestFailure("only \(stored) of \(count) stored") }
