@@ -1,5 +1,13 @@
 import Synchronization
 
+/// What holds a mailbox and runs its bursts. The mailbox is stored inline in its owner, and a
+/// burst is started with the owner handed in, so the mailbox keeps no closure of its own.
+protocol BurstMailboxOwner: AnyObject, Sendable {
+    /// One burst: ``BurstMailbox/beginBurst()``, then ``BurstMailbox/next(orPark:)`` until it
+    /// returns `nil`.
+    func runBurst() async
+}
+
 /// Runs one connection's events in order, one at a time, on a task that exists only while
 /// events wait (a burst); between bursts the state is parked here, so an idle connection holds
 /// no task.
@@ -7,23 +15,23 @@ import Synchronization
 /// The state has one owner at a time: the running burst, or a caller that took it with
 /// ``takeIfIdle(where:)`` to handle something on its own thread until ``giveBack(_:appending:)``.
 /// Events posted meanwhile wait, and start a burst once the state is back.
-final class BurstMailbox<State: Sendable, Event: Sendable>: Sendable {
-    private struct Storage {
+struct BurstMailbox<State: Sendable, Event: Sendable>: ~Copyable, Sendable {
+    /// Internal, not private: the owner stores this inline, and the compiler (6.3) cannot lay out
+    /// a private type from another file.
+    struct Storage {
         var events: [Event] = []
         /// Events before this index have been handed out.
         var head = 0
         /// The parked state: `nil` before ``open(with:run:)``, while a burst runs, or taken.
         var state: State?
         var burst: Task<Void, Never>?
-        /// What a burst runs; released by ``finish()`` (it holds the connection).
-        var run: (@Sendable () async -> Void)?
         var finished = false
 
         var hasEvents: Bool { head < events.count }
 
-        mutating func startBurstIfNeeded() {
-            guard burst == nil, state != nil, !finished, hasEvents, let run else { return }
-            burst = Task.detached { await run() }
+        mutating func startBurstIfNeeded(in owner: some BurstMailboxOwner) {
+            guard burst == nil, state != nil, !finished, hasEvents else { return }
+            burst = Task.detached { await owner.runBurst() }
         }
     }
 
@@ -35,23 +43,22 @@ final class BurstMailbox<State: Sendable, Event: Sendable>: Sendable {
 
     init() {}
 
-    /// Parks the first state; `run` starts a burst whenever events wait and the state is parked.
-    /// Events posted before this wait for it. Call once.
-    func open(with state: State, run: @escaping @Sendable () async -> Void) {
+    /// Parks the first state; from now on a burst of `owner` starts whenever events wait and the
+    /// state is parked. Events posted before this wait for it. Call once.
+    func open(with state: State, in owner: some BurstMailboxOwner) {
         storage.withLock { storage in
             guard !storage.finished else { return }
             storage.state = state
-            storage.run = run
-            storage.startBurstIfNeeded()
+            storage.startBurstIfNeeded(in: owner)
         }
     }
 
-    /// Queues an event, starting a burst if none runs; dropped once the mailbox is finished.
-    func post(_ event: Event) {
+    /// Queues an event, starting a burst of `owner` if none runs; dropped once the mailbox is finished.
+    func post(_ event: Event, in owner: some BurstMailboxOwner) {
         storage.withLock { storage in
             guard !storage.finished else { return }
             storage.events.append(event)
-            storage.startBurstIfNeeded()
+            storage.startBurstIfNeeded(in: owner)
         }
     }
 
@@ -97,13 +104,13 @@ final class BurstMailbox<State: Sendable, Event: Sendable>: Sendable {
     }
 
     /// Parks a state taken by ``takeIfIdle(where:)``, queues `event` if given, and starts a
-    /// burst for whatever was posted meanwhile.
-    func giveBack(_ state: State, appending event: Event? = nil) {
+    /// burst of `owner` for whatever was posted meanwhile.
+    func giveBack(_ state: State, appending event: Event? = nil, in owner: some BurstMailboxOwner) {
         storage.withLock { storage in
             guard !storage.finished else { return }
             storage.state = state
             if let event { storage.events.append(event) }
-            storage.startBurstIfNeeded()
+            storage.startBurstIfNeeded(in: owner)
         }
     }
 
@@ -120,7 +127,6 @@ final class BurstMailbox<State: Sendable, Event: Sendable>: Sendable {
             storage.events = []
             storage.head = 0
             storage.state = nil
-            storage.run = nil
             storage.burst = nil
         }
     }

@@ -2,9 +2,11 @@ import Synchronization
 
 /// Bytes received from the client and not yet decoded, bounded: past ``limit`` the transport
 /// stops reading (TCP then pushes back on the client) until the driver has caught up, and is
-/// told when it has, so nothing polls.
-final class InboundCredit: Sendable {
-    private struct State {
+/// told when it has, so nothing polls. Stored inline in its connection.
+struct InboundCredit: ~Copyable, Sendable {
+    /// Internal, not private: the owner stores this inline, and the compiler (6.3) cannot lay out
+    /// a private type from another file.
+    struct State {
         var waiting = 0
         var wakers: [@Sendable () -> Void] = []
         /// The driver has ended: reading may go on, what arrives is dropped.

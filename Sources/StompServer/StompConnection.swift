@@ -15,7 +15,8 @@ import Synchronization
 /// an event in its ``BurstMailbox``, handled in order by a ``SessionDriver``. Timers
 /// (``ConnectionTimers``) post events. Inbound bytes waiting for the driver are bounded
 /// (``InboundCredit``), and so are the notices queued for a slow reader (``OutboundBudget``).
-public final class StompConnection: NoticeSink {
+/// These four are noncopyable values stored inline: an idle connection is one object.
+public final class StompConnection: NoticeSink, ConnectionTimersOwner, BurstMailboxOwner {
     enum Event: Sendable {
         case bytes(ByteBuffer)
         case notice(PushNotice, bytes: Int)
@@ -67,9 +68,7 @@ public final class StompConnection: NoticeSink {
             return
         case .overLimit:
             // Checked by a timer, not by the driver, which may be blocked writing to this reader.
-            timers.schedule(.slowReader, after: environment.slowReaderGrace + .milliseconds(1)) {
-                if self.budget.isOverGrace(now: Self.uptimeNanos()), self.budget.cutOff() { self.cutOff() }
-            }
+            timers.schedule(.slowReader, after: environment.slowReaderGrace + .milliseconds(1), in: self)
         case .queued:
             break
         }
@@ -78,14 +77,18 @@ public final class StompConnection: NoticeSink {
         if var driver = mailbox.takeIfIdle(where: \.canDeliverNow) {
             budget.release(size)
             let written = driver.deliverNow(notice)
-            mailbox.giveBack(driver, appending: written ? nil : .inboundClosed)
+            mailbox.giveBack(driver, appending: written ? nil : .inboundClosed, in: self)
         } else {
-            mailbox.post(.notice(notice, bytes: size))
+            post(.notice(notice, bytes: size))
         }
     }
 
     public func close(message: String, detail: String) {
-        mailbox.post(.close(message: message, detail: detail))
+        post(.close(message: message, detail: detail))
+    }
+
+    private func post(_ event: Event) {
+        mailbox.post(event, in: self)
     }
 
     private func cutOff() {
@@ -103,7 +106,7 @@ public final class StompConnection: NoticeSink {
     /// ``whenReadyToReceive(_:)`` calls back.
     public func receive(_ buffer: ByteBuffer) -> Bool {
         let ready = inbound.add(buffer.readableBytes)
-        mailbox.post(.bytes(buffer))
+        post(.bytes(buffer))
         return ready
     }
 
@@ -113,7 +116,7 @@ public final class StompConnection: NoticeSink {
     }
 
     /// The client's side is closed.
-    public func inboundClosed() { mailbox.post(.inboundClosed) }
+    public func inboundClosed() { post(.inboundClosed) }
 
     // MARK: Driving
 
@@ -162,20 +165,20 @@ public final class StompConnection: NoticeSink {
         }
         let driver = SessionDriver(connection: self, outbound: outbound, handshakeToken: handshakeToken)
         armConnectTimeout(after: environment.connectTimeout)
-        mailbox.open(with: driver) { await self.runBurst() }
+        mailbox.open(with: driver, in: self)
     }
 
     /// Ends the driver: the running burst is cancelled (a write blocked on the client gives up)
     /// and the connection is handled as closed by the client.
     private func stopDriver() {
         mailbox.cancelBurst()
-        mailbox.post(.inboundClosed)
+        post(.inboundClosed)
     }
 
     /// A tick once `delay` has passed, for the driver to check the connect deadline (it arms
     /// the rest again if the tick came early).
     func armConnectTimeout(after delay: Duration) {
-        timers.schedule(.connectTimeout, after: delay + .milliseconds(1)) { self.mailbox.post(.tick) }
+        timers.schedule(.connectTimeout, after: delay + .milliseconds(1), in: self)
     }
 
     /// Timers of a connected session: heart-beats if agreed, the token's expiry if it has one.
@@ -185,15 +188,30 @@ public final class StompConnection: NoticeSink {
         if let shortest = intervals.min() {
             let millis = min(1000, max(50, shortest / 2))
             tickMillis.store(millis, ordering: .relaxed)
-            timers.repeatEvery(.milliseconds(millis)) { self.mailbox.post(.tick) }
+            timers.repeatEvery(.milliseconds(millis), in: self)
         }
         if let expiresAtMillis {
-            timers.schedule(.expiry, atUnixMillis: expiresAtMillis) { self.mailbox.post(.tick) }
+            timers.schedule(.expiry, atUnixMillis: expiresAtMillis, in: self)
         }
     }
 
+    // MARK: ConnectionTimersOwner
+
+    func timerFired(_ slot: ConnectionTimers.Slot) {
+        switch slot {
+        case .connectTimeout, .expiry:
+            post(.tick)
+        case .slowReader:
+            if budget.isOverGrace(now: Self.uptimeNanos()), budget.cutOff() { cutOff() }
+        }
+    }
+
+    func heartBeatDue() { post(.tick) }
+
+    // MARK: BurstMailboxOwner
+
     /// Handles events until there are none left, then parks the state; or ends the connection.
-    private func runBurst() async {
+    func runBurst() async {
         guard var driver = mailbox.beginBurst() else { return }
         while let event = mailbox.next(orPark: driver) {
             switch event {

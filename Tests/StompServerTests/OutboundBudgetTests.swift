@@ -20,17 +20,17 @@ import Testing
 
     @Test func aReaderOverTheLimitForTheWholeGraceIsTooSlow() {
         let budget = OutboundBudget(limit: 1000, grace: .seconds(3))
-        #expect(!budget.isOverGrace(now: 100 * second))
+        #expect(budget.isOverGrace(now: 100 * second) == false)
         #expect(budget.admit(2000, now: 100 * second) == .overLimit)
-        #expect(!budget.isOverGrace(now: 102 * second))
-        #expect(budget.isOverGrace(now: 103 * second))
+        #expect(budget.isOverGrace(now: 102 * second) == false)
+        #expect(budget.isOverGrace(now: 103 * second) == true)
     }
 
     @Test func aReaderThatCatchesUpWithinTheGraceIsFine() {
         let budget = OutboundBudget(limit: 1000, grace: .seconds(3))
         #expect(budget.admit(2000, now: 100 * second) == .overLimit)
         budget.release(1500)
-        #expect(!budget.isOverGrace(now: 200 * second))
+        #expect(budget.isOverGrace(now: 200 * second) == false)
     }
 
     @Test func overTheHardLimitTheConnectionIsCutOffOnceAndLaterNoticesDropped() {
@@ -38,15 +38,15 @@ import Testing
         #expect(budget.hardLimit == 100 * OutboundBudget.hardLimitFactor)
         #expect(budget.admit(1600, now: 1) == .overLimit)
         #expect(budget.admit(1, now: 2) == .cutOff)
-        #expect(budget.isCutOff)
+        #expect(budget.isCutOff == true)
         #expect(budget.admit(1, now: 3) == .refused)
-        #expect(!budget.cutOff())
+        #expect(budget.cutOff() == false)
     }
 
     @Test func cuttingOffIsReportedOnlyOnce() {
         let budget = OutboundBudget(limit: 100, grace: .seconds(3))
-        #expect(budget.cutOff())
-        #expect(!budget.cutOff())
+        #expect(budget.cutOff() == true)
+        #expect(budget.cutOff() == false)
         #expect(budget.admit(1, now: 1) == .refused)
     }
 
@@ -61,9 +61,9 @@ import Testing
         #expect(negative.admit(1, now: 0) == .cutOff)
         let instant = OutboundBudget(limit: 1, grace: .zero)
         #expect(instant.admit(2, now: 5) == .overLimit)
-        #expect(instant.isOverGrace(now: .min))
+        #expect(instant.isOverGrace(now: .min) == true)
         let slow = OutboundBudget(limit: 1, grace: .seconds(Int64.max))
         #expect(slow.admit(2, now: 1) == .overLimit)
-        #expect(!slow.isOverGrace(now: .max - 1))
+        #expect(slow.isOverGrace(now: .max - 1) == false)
     }
 }
