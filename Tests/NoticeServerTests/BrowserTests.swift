@@ -38,9 +38,9 @@ import Testing
 
         let page = try await PageServer.start(files: ["/sockjs.min.js": Self.sockJSClient, "/stomp.js": stompJS])
         // The page comes from another origin, which the service is told to allow (CORS then applies).
-        var settings = TestServer.settings()
-        settings["NOTICE_ALLOWED_ORIGINS"] = "http://127.0.0.1:\(page.port)"
-        let server = try await TestServer.start(settings)
+        var configuration = TestServer.configuration()
+        configuration.allowedOrigins = .list(["http://127.0.0.1:\(page.port)"])
+        let server = try await TestServer.start(configuration)
         let html = Self.page(sockJSURL: "http://127.0.0.1:\(server.port)/ws", transports: transports)
         page.html.value = html
 

@@ -18,12 +18,13 @@ import Testing
     /// nobody publishes to, so whatever its sessions receive crossed over from `consumer`.
     func startCluster() async throws -> Cluster {
         let exchange = "test.deliver.\(UUID().uuidString)"
-        var first = TestServer.settings()
-        first["NOTICE_CLUSTER_DELIVERY"] = "on"
-        first["NOTICE_AMQP_DELIVER_EXCHANGE"] = exchange
-        var second = TestServer.settings(databasePath: String(first["NOTICE_DB_URL"]!.dropFirst("sqlite:".count)))
-        second["NOTICE_CLUSTER_DELIVERY"] = "on"
-        second["NOTICE_AMQP_DELIVER_EXCHANGE"] = exchange
+        var first = TestServer.configuration()
+        first.clusterDeliveryMode = .on
+        first.deliverExchange = exchange
+        var second = TestServer.configuration()
+        second.database = first.database
+        second.clusterDeliveryMode = .on
+        second.deliverExchange = exchange
         return Cluster(consumer: try await TestServer.start(first), other: try await TestServer.start(second), exchange: exchange)
     }
 

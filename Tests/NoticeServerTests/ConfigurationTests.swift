@@ -63,6 +63,23 @@ import TokenIntrospection
         #expect(read == introspecting)
     }
 
+    /// A configuration built in code and one read from the environment bound SockJS alike.
+    @Test func theFrameAndQueueLimitsBoundSockJSHoweverTheyAreSet() throws {
+        var built = NoticeServiceConfiguration()
+        built.devTokens = ["t": "1"]
+        built.nodeId = "unit"
+        built.amqp.connectionName = "notice-service unit"
+        built.maxFrameBytes = 4096
+        built.maxOutboundBytes = 262_144
+        #expect(built.sockJS.maxMessageBytes == 2 * 4096 + 1024)
+        #expect(built.sockJS.maxPendingInboundBytes == 4 * 4096)
+        #expect(built.sockJS.maxQueuedBytes == 262_144)
+        let read = try NoticeServiceConfiguration(values: [
+            "NOTICE_DEV_TOKENS": "t:1", "NOTICE_NODE_ID": "unit", "NOTICE_MAX_FRAME_BYTES": "4096", "NOTICE_MAX_OUTBOUND_BYTES": "262144",
+        ])
+        #expect(read == built)
+    }
+
     /// Each key's default text, set explicitly, reads back as its component's default.
     @Test(arguments: ConfigurationKey.all.filter { $0.defaultValue != nil })
     func everyDefaultAgreesWithItsComponent(key: ConfigurationKey) throws {

@@ -13,9 +13,9 @@ import FoundationNetworking
 
 @Suite(.serialized) struct DemoTests {
     @Test func theDemoPagePublishesThroughTheRealQueue() async throws {
-        var settings = TestServer.settings()
-        settings["NOTICE_DEMO"] = "true"
-        let server = try await TestServer.start(settings)
+        var configuration = TestServer.configuration()
+        configuration.demo = true
+        let server = try await TestServer.start(configuration)
         let page = try await server.get("/")
         #expect(page.status == 200)
         #expect(page.body.contains("notice-service demo"))

@@ -2,6 +2,7 @@ import Foundation
 import NoticeCore
 import RabbitMQ
 import STOMP
+import StompServer
 import Testing
 
 @testable import NoticeServer
@@ -50,9 +51,9 @@ import Glibc
     /// often) run through them.
     @Test(arguments: ["4611686018427387904,100", "9223372036854775807,100", "99999999999999999999999,100", "4611686018427387904,4611686018427387904"])
     func hugeHeartBeatsAreBoundedAndTheServerLivesOn(_ heartBeat: String) async throws {
-        var settings = TestServer.settings()
-        settings["NOTICE_HEARTBEAT_MS"] = "100"
-        let server = try await TestServer.start(settings)
+        var configuration = TestServer.configuration()
+        configuration.session.heartBeatMillis = 100
+        let server = try await TestServer.start(configuration)
         let port = server.port
         let socket = try await offThePool { try RawWebSocket(port: port, receiveBuffer: 65_536) }
         try socket.sendText("CONNECT\naccept-version:1.2\nheart-beat:\(heartBeat)\nAuthorization:Bearer alice\n\n\u{0}")
@@ -79,13 +80,11 @@ import Glibc
     func farFutureExpiriesConnectAndAreServed(_ exp: Int64) async throws {
         let auth = try await AuthorizationServer.start()
         auth.issue("forever", to: "42", expiresAt: exp)
-        var settings = TestServer.settings()
-        settings["NOTICE_DEV_TOKENS"] = nil
-        settings["NOTICE_INTROSPECTION_URL"] = auth.introspectionURL
-        settings["NOTICE_INTROSPECTION_CLIENT_ID"] = "notice"
-        settings["NOTICE_INTROSPECTION_CLIENT_SECRET"] = "s3cret"
-        settings["NOTICE_HEARTBEAT_MS"] = "100"
-        let server = try await TestServer.start(settings)
+        var configuration = TestServer.configuration()
+        configuration.devTokens = nil
+        configuration.introspection = auth.introspection()
+        configuration.session.heartBeatMillis = 100
+        let server = try await TestServer.start(configuration)
         let client = try await server.client()
         #expect(await client.connect(token: "forever", heartBeat: "0,100")?.command == .connected)
         #expect(await client.subscribe("/notice/42/remind")?.command == .receipt)
@@ -138,9 +137,9 @@ import Glibc
     /// MESSAGE and `c[1013,"Too many messages queued"]` on every reconnect before).
     @Test(arguments: [SockJSStompClient.Transport.xhrPolling, .xhrStreaming, .webSocket])
     func aSockJSBacklogIsReplayedWhole(_ transport: SockJSStompClient.Transport) async throws {
-        var settings = TestServer.settings()
-        settings["NOTICE_MAX_OUTBOUND_BYTES"] = "262144"  // the SockJS queue bound: 4 notices
-        let server = try await TestServer.start(settings)
+        var configuration = TestServer.configuration()
+        configuration.maxOutboundBytes = 262_144  // the SockJS queue bound: 4 notices
+        let server = try await TestServer.start(configuration)
         let broker = await TestBroker()
         let content = String(repeating: "x", count: 60_000)
         try await broker.publishAll((1...20).map { notice($0, content: content) }, to: server.configuration.queue, window: 20)
@@ -163,9 +162,9 @@ import Glibc
     /// A TCP connection that never sends a request head, and a keep-alive one with no request,
     /// are closed after `NOTICE_HTTP_IDLE_TIMEOUT_SECONDS` (both stayed open for ever before).
     @Test func silentSocketsAreClosed() async throws {
-        var settings = TestServer.settings()
-        settings["NOTICE_HTTP_IDLE_TIMEOUT_SECONDS"] = "1"
-        let server = try await TestServer.start(settings)
+        var configuration = TestServer.configuration()
+        configuration.httpIdleTimeout = .seconds(1)
+        let server = try await TestServer.start(configuration)
         let silent = try PlainSocket(port: server.port)
         let partial = try PlainSocket(port: server.port)
         try partial.write("GET /health/live HTTP/1.1\r\nHost: x\r\n")  // never finished
@@ -219,9 +218,9 @@ import Glibc
     /// A message over `NOTICE_MAX_MESSAGE_BYTES` is dead-lettered with the reason, unparsed;
     /// the queue flows on.
     @Test func oversizedMessagesAreDeadLetteredWithTheReason() async throws {
-        var settings = TestServer.settings()
-        settings["NOTICE_MAX_MESSAGE_BYTES"] = "4096"
-        let server = try await TestServer.start(settings)
+        var configuration = TestServer.configuration()
+        configuration.maxMessageBytes = 4096
+        let server = try await TestServer.start(configuration)
         let alice = try await server.subscribedClient(token: "alice", user: "1")
         let broker = await TestBroker()
         let big = #"{"userIds":["# + (1...1000).map { "\"\($0)\"" }.joined(separator: ",") + "]}"
@@ -263,10 +262,10 @@ import Glibc
     /// reconnect, before).
     @Test func aUserWithALongIdIsRelayed() async throws {
         let longId = String(repeating: "é", count: 128)
-        var settings = TestServer.settings()
-        settings["NOTICE_DEV_TOKENS"] = "alice:1,long:\(longId)"
-        settings["NOTICE_CLUSTER_DELIVERY"] = "on"
-        let server = try await TestServer.start(settings)
+        var configuration = TestServer.configuration()
+        configuration.devTokens = ["alice": "1", "long": longId]
+        configuration.clusterDeliveryMode = .on
+        let server = try await TestServer.start(configuration)
         let client = try await server.client()
         #expect(await client.connect(token: "long")?.command == .connected)
         #expect(await client.subscribe("/notice/remind")?.command == .receipt)

@@ -1,21 +1,20 @@
 import Foundation
+import Logging
 import STOMP
 import Testing
+import TokenIntrospection
 
 @testable import NoticeServer
 
 /// SPEC §5 against a real HTTP authorization server started by the test.
 @Suite(.serialized) struct IntrospectionTests {
     func start(_ auth: AuthorizationServer, style: String = "rfc7662", logHandler: CapturingLogHandler? = nil) async throws -> TestServer {
-        var settings = TestServer.settings()
-        settings["NOTICE_DEV_TOKENS"] = nil
-        settings["NOTICE_INTROSPECTION_URL"] = style == "spring" ? auth.checkTokenURL : auth.introspectionURL
-        settings["NOTICE_INTROSPECTION_STYLE"] = style
-        settings["NOTICE_INTROSPECTION_CLIENT_ID"] = "notice"
-        settings["NOTICE_INTROSPECTION_CLIENT_SECRET"] = "s3cret"
-        settings["NOTICE_MAX_SESSIONS_PER_USER"] = "2000"
-        if logHandler != nil { settings["NOTICE_LOG_LEVEL"] = "trace" }
-        return try await TestServer.start(settings, logHandler: logHandler)
+        var configuration = TestServer.configuration()
+        configuration.devTokens = nil
+        configuration.introspection = auth.introspection(style: try #require(IntrospectionConfiguration.Style(rawValue: style)))
+        configuration.maxSessionsPerUser = 2000
+        if logHandler != nil { configuration.logLevel = .trace }
+        return try await TestServer.start(configuration, logHandler: logHandler)
     }
 
     func connect(_ server: TestServer, token: String?) async throws -> StompFrame? {

@@ -39,7 +39,7 @@ import FoundationNetworking
 
     @Test(arguments: TestServer.Store.allCases)
     func listReadAndPaging(_ store: TestServer.Store) async throws {
-        let server = try await TestServer.start(try await TestServer.settings(store: store))
+        let server = try await TestServer.start(try await TestServer.configuration(store: store))
         let broker = await TestBroker()
         let records =
             (1...5).map { #"{"id":\#($0),"userId":"1","title":"n\#($0)"}"# }
@@ -104,7 +104,7 @@ import FoundationNetworking
 
     @Test(arguments: TestServer.Store.allCases)
     func publishGoesThroughTheQueueToTheBrowser(_ store: TestServer.Store) async throws {
-        let server = try await TestServer.start(try await TestServer.settings(store: store))
+        let server = try await TestServer.start(try await TestServer.configuration(store: store))
         let alice = try await server.subscribedClient(token: "alice", user: "1")
 
         let withoutId = try await call(server, "POST", "/api/notices", token: "bob", body: #"{"userId":"1","title":"from HTTP"}"#)
@@ -140,12 +140,10 @@ import FoundationNetworking
         let auth = try await AuthorizationServer.start()
         auth.issue("reader", to: "5", scopes: "read")
         auth.issue("publisher", to: "svc", scopes: "read notice:publish")
-        var settings = TestServer.settings()
-        settings["NOTICE_DEV_TOKENS"] = nil
-        settings["NOTICE_INTROSPECTION_URL"] = auth.introspectionURL
-        settings["NOTICE_INTROSPECTION_CLIENT_ID"] = "notice"
-        settings["NOTICE_INTROSPECTION_CLIENT_SECRET"] = "s3cret"
-        let server = try await TestServer.start(settings)
+        var configuration = TestServer.configuration()
+        configuration.devTokens = nil
+        configuration.introspection = auth.introspection()
+        let server = try await TestServer.start(configuration)
         let body = #"{"userId":"5","title":"t"}"#
         let refused = try await call(server, "POST", "/api/notices", token: "reader", body: body)
         #expect(refused.status == 403)

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import NoticeCore
 import NoticeStore
 import RabbitMQ
@@ -60,7 +61,7 @@ import FoundationNetworking
         #expect(await bob.noticeIds(throughNotice: "1004") == ["1004"])
 
         // What was pushed is what is stored.
-        let store = try SQLiteNoticeStore(path: server.databasePath)
+        let store = try SQLiteNoticeStore(path: try #require(server.databasePath))
         let stored = try #require(try await store.row(NoticeKey(noticeId: 1001, recipient: "1")))
         #expect(Array(stored.row.payload.utf8) == message.body)
         #expect(try await store.count() == 4)
@@ -87,7 +88,7 @@ import FoundationNetworking
         alice.close()
         await broker.close()
         try await server.stop()
-        let store = try SQLiteNoticeStore(path: server.databasePath)
+        let store = try SQLiteNoticeStore(path: try #require(server.databasePath))
         let row = try #require(try await store.row(NoticeKey(noticeId: 41, recipient: "1")))
         #expect(row.deliveredAt == nil)
         try await store.close()
@@ -198,10 +199,10 @@ import FoundationNetworking
     }
 
     @Test func unackedMessagesSurviveARestartWhileTheStoreIsLocked() async throws {
-        var settings = TestServer.settings()
-        settings["NOTICE_LOG_LEVEL"] = "critical"
-        let first = try await TestServer.start(settings)
-        let databasePath = first.databasePath
+        var configuration = TestServer.configuration()
+        configuration.logLevel = .critical
+        let first = try await TestServer.start(configuration)
+        let databasePath = try #require(first.databasePath)
 
         // Another process holds SQLite's write lock: commits fail, nothing may be acked.
         let locker = Process()
@@ -242,7 +243,7 @@ import FoundationNetworking
         locker.waitUntilExit()
 
         // A new process on the same queue and file gets every message, once.
-        let second = try await TestServer.start(settings)
+        let second = try await TestServer.start(configuration)
         let store = try SQLiteNoticeStore(path: databasePath)
         let until = ContinuousClock.now + .seconds(30)
         while try await store.count() < 5, ContinuousClock.now < until {

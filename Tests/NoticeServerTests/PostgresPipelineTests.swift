@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import NoticeCore
 import NoticeStore
 import NoticeTesting
@@ -25,9 +26,9 @@ import Testing
 
     @Test func noticesFromTheQueueAreStoredInPostgresAndDelivered() async throws {
         let database = try await TestPostgres.createDatabase()
-        var settings = TestServer.settings()
-        settings["NOTICE_DB_URL"] = database.url
-        let server = try await TestServer.start(settings)
+        var configuration = TestServer.configuration()
+        configuration.database = try database.configuration
+        let server = try await TestServer.start(configuration)
         #expect(try await server.get("/health/ready").body.contains(#""store":"ok""#))
         let alice = try await server.subscribedClient(token: "alice", user: "1")
         let broker = await TestBroker()
@@ -62,10 +63,10 @@ import Testing
     /// for notices with an id and without one (found again by their source key).
     @Test func aRedeliveryAfterTheCommitStoresNothingTwice() async throws {
         let database = try await TestPostgres.createDatabase()
-        var settings = TestServer.settings()
-        settings["NOTICE_DB_URL"] = database.url
-        settings["NOTICE_LOG_LEVEL"] = "critical"
-        let server = try await TestServer.start(settings)
+        var configuration = TestServer.configuration()
+        configuration.database = try database.configuration
+        configuration.logLevel = .critical
+        let server = try await TestServer.start(configuration)
         let alice = try await server.subscribedClient(token: "alice", user: "1")
         let broker = await TestBroker()
 

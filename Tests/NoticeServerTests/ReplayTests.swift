@@ -54,10 +54,10 @@ import Testing
 
     @Test(arguments: TestServer.Store.allCases)
     func anOfflineUserGetsEverythingInOrderOnceWhilePublishingGoesOn(_ store: TestServer.Store) async throws {
-        var settings = try await TestServer.settings(store: store)
+        var configuration = try await TestServer.configuration(store: store)
         // However many of the live ones are committed before the SUBSCRIBE, the replay takes them all.
-        settings["NOTICE_REPLAY_LIMIT"] = "1000"
-        let server = try await TestServer.start(settings)
+        configuration.replayLimit = 1000
+        let server = try await TestServer.start(configuration)
         let broker = await TestBroker()
         let queue = server.configuration.queue
         try await broker.publishAll((1...50).map { notice($0) }, to: queue, window: 50)
@@ -97,9 +97,9 @@ import Testing
     /// The replay is read from the store after the RECEIPT: a notice published only once the
     /// replayed ones have arrived cannot be among them, so this outcome is the only one.
     @Test func theReplayLimitKeepsTheNewestWithoutAHole() async throws {
-        var settings = TestServer.settings()
-        settings["NOTICE_REPLAY_LIMIT"] = "5"
-        let server = try await TestServer.start(settings)
+        var configuration = TestServer.configuration()
+        configuration.replayLimit = 5
+        let server = try await TestServer.start(configuration)
         let broker = await TestBroker()
         try await storeUndelivered(12, on: server, broker: broker)
         let client = try await server.subscribedClient(token: "alice", user: "1")
@@ -121,9 +121,9 @@ import Testing
     /// notices, each once, and the store's undelivered set is exactly the rest.
     @Test func aNoticeCommittedDuringTheSubscribeComesOnceWithoutAHole() async throws {
         let limit = 5
-        var settings = TestServer.settings()
-        settings["NOTICE_REPLAY_LIMIT"] = String(limit)
-        let server = try await TestServer.start(settings)
+        var configuration = TestServer.configuration()
+        configuration.replayLimit = limit
+        let server = try await TestServer.start(configuration)
         let broker = await TestBroker()
         let queue = server.configuration.queue
         try await storeUndelivered(12, on: server, broker: broker)
@@ -157,7 +157,7 @@ import Testing
 
     @Test(arguments: TestServer.Store.allCases)
     func replayIsTheUsersOwnAndXReplayNoneTurnsItOff(_ store: TestServer.Store) async throws {
-        let server = try await TestServer.start(try await TestServer.settings(store: store))
+        let server = try await TestServer.start(try await TestServer.configuration(store: store))
         let broker = await TestBroker()
         let queue = server.configuration.queue
         try await broker.publishAll([notice(1), notice(2, user: "2"), #"{"id":3,"broadcast":true,"title":"all"}"#], to: queue, window: 3)
@@ -191,7 +191,7 @@ import Testing
 
     @Test(arguments: TestServer.Store.allCases)
     func clientAckUnackedNoticesComeBackOnTheNextConnection(_ store: TestServer.Store) async throws {
-        let server = try await TestServer.start(try await TestServer.settings(store: store))
+        let server = try await TestServer.start(try await TestServer.configuration(store: store))
         let broker = await TestBroker()
         let first = try await server.client()
         #expect(await first.connect(token: "alice")?.command == .connected)
@@ -227,7 +227,7 @@ import Testing
 
     @Test(arguments: TestServer.Store.allCases)
     func readOverStompShowsInTheStore(_ store: TestServer.Store) async throws {
-        let server = try await TestServer.start(try await TestServer.settings(store: store))
+        let server = try await TestServer.start(try await TestServer.configuration(store: store))
         let broker = await TestBroker()
         let alice = try await server.subscribedClient(token: "alice", user: "1")
         try await broker.publish(notice(77), to: server.configuration.queue)

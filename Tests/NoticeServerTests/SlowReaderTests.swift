@@ -11,9 +11,9 @@ import Testing
 /// The STOMP rules of SPEC §4 as a browser meets them, over a real WebSocket.
 @Suite(.serialized) struct SlowReaderTests {
     @Test func aReaderThatNeverReadsIsCutOffAndOthersGetEverything() async throws {
-        var settings = TestServer.settings()
-        settings["NOTICE_MAX_OUTBOUND_BYTES"] = "262144"
-        let server = try await TestServer.start(settings)
+        var configuration = TestServer.configuration()
+        configuration.maxOutboundBytes = 262_144
+        let server = try await TestServer.start(configuration)
         let bystander = try await server.subscribedClient(token: "alice", user: "1")
 
         let slow = try RawWebSocket(port: server.port)

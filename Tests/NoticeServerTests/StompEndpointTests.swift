@@ -3,6 +3,7 @@ import HTTPTypes
 import Logging
 import NoticeCore
 import STOMP
+import StompServer
 import Synchronization
 import Testing
 
@@ -62,7 +63,9 @@ import Testing
     }
 
     @Test func connectionWithoutConnectIsClosed() async throws {
-        let server = try await TestServer.start(TestServer.settings(), connectTimeout: .seconds(1))
+        var configuration = TestServer.configuration()
+        configuration.connectTimeout = .seconds(1)
+        let server = try await TestServer.start(configuration)
         // Before the connection exists: its timer cannot start earlier.
         let opened = ContinuousClock.now
         let client = try await server.client()
@@ -74,9 +77,9 @@ import Testing
     }
 
     @Test func oversizedFramesAndHeaderFloodsGetErrorAndOthersCarryOn() async throws {
-        var settings = TestServer.settings()
-        settings["NOTICE_MAX_FRAME_BYTES"] = "4096"
-        let server = try await TestServer.start(settings)
+        var configuration = TestServer.configuration()
+        configuration.maxFrameBytes = 4096
+        let server = try await TestServer.start(configuration)
         let bystander = try await server.subscribedClient(token: "carol", user: "3")
 
         let big = try await server.client()
@@ -105,9 +108,9 @@ import Testing
     }
 
     @Test func silentClientIsClosedAfterTwiceItsHeartBeat() async throws {
-        var settings = TestServer.settings()
-        settings["NOTICE_HEARTBEAT_MS"] = "500"
-        let server = try await TestServer.start(settings)
+        var configuration = TestServer.configuration()
+        configuration.session.heartBeatMillis = 500
+        let server = try await TestServer.start(configuration)
         let client = try await server.client()
         // The client promises a beat every 2 s and wants one every 500 ms: the server beats
         // several times, then closes it once it has heard nothing for twice 2 s. The client's
@@ -125,9 +128,9 @@ import Testing
     }
 
     @Test func sessionsPerUserAreCapped() async throws {
-        var settings = TestServer.settings()
-        settings["NOTICE_MAX_SESSIONS_PER_USER"] = "2"
-        let server = try await TestServer.start(settings)
+        var configuration = TestServer.configuration()
+        configuration.maxSessionsPerUser = 2
+        let server = try await TestServer.start(configuration)
         let first = try await server.client()
         let second = try await server.client()
         let third = try await server.client()
@@ -281,10 +284,10 @@ import Testing
 
     @Test func tokensNeverReachTheLogs() async throws {
         let capture = CapturingLogHandler()
-        var settings = TestServer.settings()
-        settings["NOTICE_LOG_LEVEL"] = "trace"
-        settings["NOTICE_DEV_TOKENS"] = "secret-token-alice:1"
-        let server = try await TestServer.start(settings, logHandler: capture)
+        var configuration = TestServer.configuration()
+        configuration.logLevel = .trace
+        configuration.devTokens = ["secret-token-alice": "1"]
+        let server = try await TestServer.start(configuration, logHandler: capture)
         let client = try await server.client()
         #expect(await client.connect(token: "secret-token-alice")?.command == .connected)
         let wrong = try await server.client()

@@ -103,6 +103,7 @@ extension NoticeServiceConfiguration {
         }
 
         amqp.connectionName = "notice-service \(nodeId)"
+        // An initializer's own assignments call no `didSet`.
         boundSockJS()
 
         for name in values.keys where name.hasPrefix("NOTICE_") && ConfigurationKey(name: name) == nil {

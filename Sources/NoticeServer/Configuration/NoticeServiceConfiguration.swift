@@ -51,11 +51,15 @@ public struct NoticeServiceConfiguration: Sendable, Hashable {
     /// Empty: same-origin requests only.
     public var allowedOrigins = AllowedOrigins.list([])
     public var session = StompSession.Configuration()
-    /// Largest STOMP frame accepted; ``init(values:)`` bounds ``sockJS`` bodies by it.
-    public var maxFrameBytes = 65_536
+    /// Largest STOMP frame accepted; setting it bounds ``sockJS`` bodies by it.
+    public var maxFrameBytes = 65_536 {
+        didSet { boundSockJS() }
+    }
     public var maxSessionsPerUser = 32
-    /// Bytes queued for one slow connection; ``init(values:)`` bounds ``sockJS`` queues by it.
-    public var maxOutboundBytes = 1 << 20
+    /// Bytes queued for one slow connection; setting it bounds ``sockJS`` queues by it.
+    public var maxOutboundBytes = 1 << 20 {
+        didSet { boundSockJS() }
+    }
     /// Largest AMQP message body ingested; larger ones are dead-lettered.
     public var maxMessageBytes = 256 * 1024
     /// How long an HTTP connection may sit without a request in progress.
@@ -75,7 +79,8 @@ public struct NoticeServiceConfiguration: Sendable, Hashable {
     public var logLevel = Logger.Level.info
     /// A connection that has not sent CONNECT within this time is closed.
     public var connectTimeout: Duration = .seconds(10)
-    /// SockJS timers (sockjs-node's defaults) and bounds (from the frame and queue limits).
+    /// SockJS timers (sockjs-node's defaults) and bounds (from the frame and queue limits: set
+    /// those first).
     public var sockJS = SockJSConfiguration()
 
     /// The defaults; neither ``devTokens`` nor ``introspection`` is set.

@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import ServiceLifecycle
 import Synchronization
+import TokenIntrospection
 
 /// A real HTTP authorization server for tests: RFC 7662 at `POST /introspect` and Spring's
 /// `POST /oauth/check_token`, HTTP Basic client `notice`/`s3cret`. It counts requests and
@@ -62,6 +63,16 @@ final class AuthorizationServer: Sendable {
 
     var introspectionURL: String { "http://127.0.0.1:\(port)/introspect" }
     var checkTokenURL: String { "http://127.0.0.1:\(port)/oauth/check_token" }
+
+    /// The service's token check against this server, with its client's credentials.
+    func introspection(style: IntrospectionConfiguration.Style = .rfc7662) -> IntrospectionConfiguration {
+        IntrospectionConfiguration(
+            url: style == .spring ? checkTokenURL : introspectionURL,
+            style: style,
+            clientId: "notice",
+            clientSecret: "s3cret"
+        )
+    }
     var requests: Int { state.withLock { $0.requests } }
 
     func issue(_ token: String, to userId: String, expiresIn seconds: Int64? = 3600, scopes: String = "read") {

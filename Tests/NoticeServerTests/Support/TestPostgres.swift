@@ -1,4 +1,6 @@
 import Foundation
+import NoticeServer
+import NoticeStore
 
 /// PostgreSQL for the service's tests, through `psql` (this target does not see postgres-nio):
 /// a fresh database per test on the server `NOTICE_TEST_POSTGRES_URL` names.
@@ -17,15 +19,27 @@ enum TestPostgres {
         return url
     }
 
-    /// A new empty database: its name and URL (the server URL with this database).
-    static func createDatabase() async throws -> (name: String, url: String) {
+    /// A database made by ``createDatabase()``.
+    struct Database {
+        let name: String
+        /// The server URL with this database.
+        let url: String
+
+        /// The service's setting for it.
+        var configuration: NoticeServiceConfiguration.Database {
+            get throws { .postgres(try PostgresNoticeStore.Configuration(url: url)) }
+        }
+    }
+
+    /// A new empty database.
+    static func createDatabase() async throws -> Database {
         let server = try serverURL()
         let name = "\(databasePrefix)\(Int(Date().timeIntervalSince1970))_\(UUID().uuidString.prefix(8).lowercased())"
         _ = try await psql(server, "CREATE DATABASE \(name)")
         guard var components = URLComponents(string: server) else { throw TestFailure("NOTICE_TEST_POSTGRES_URL is not a URL") }
         components.path = "/\(name)"
         guard let url = components.string else { throw TestFailure("cannot build a URL for \(name)") }
-        return (name, url)
+        return Database(name: name, url: url)
     }
 
     /// Drops a database made by ``createDatabase()``, closing its connections.

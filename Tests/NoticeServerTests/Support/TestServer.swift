@@ -19,11 +19,12 @@ import FoundationNetworking
 /// and a real SQLite file; each instance gets its own queue unless told otherwise.
 struct TestServer {
     static let amqpURL = ProcessInfo.processInfo.environment["NOTICE_TEST_AMQP_URL"] ?? "amqp://guest:guest@127.0.0.1:5672/"
-    static let devTokens = "alice:1,bob:2,carol:3"
+    static let devTokens = ["alice": "1", "bob": "2", "carol": "3"]
+    /// The origin swift-websocket's client sends (scheme and host, no port).
+    static let clientOrigin = "ws://127.0.0.1"
 
     let port: Int
     let configuration: NoticeServiceConfiguration
-    let databasePath: String
     private let group: ServiceGroup
     private let task: Task<Void, any Error>
 
@@ -35,41 +36,54 @@ struct TestServer {
         var testDescription: String { rawValue }
     }
 
-    /// Settings for a fresh queue and database; tweak and pass to ``start(_:)``.
-    static func settings(queue: String = "test.\(UUID().uuidString)", databasePath: String? = nil) -> [String: String] {
-        let path =
-            databasePath
-            ?? FileManager.default.temporaryDirectory.appendingPathComponent("notice-test-\(UUID().uuidString)/notice.sqlite").path
-        return [
+    /// A configuration for a fresh queue and SQLite database; tweak and pass to ``start(_:logHandler:)``.
+    static func configuration(queue: String = freshQueueName(), databasePath: String? = nil) -> NoticeServiceConfiguration {
+        var configuration = NoticeServiceConfiguration()
+        configuration.httpPort = 0
+        configuration.nodeId = "test-\(UUID().uuidString.prefix(8))"
+        configuration.amqp = AMQPConfiguration(url: amqpURL, connectionName: "notice-service \(configuration.nodeId)")
+        configuration.queue = queue
+        configuration.exchange = "\(queue).direct"
+        // Servers on PostgreSQL relay across nodes: each test server gets a cluster of its own.
+        configuration.deliverExchange = "\(queue).deliver"
+        configuration.database = .sqlite(path: databasePath ?? freshDatabasePath())
+        configuration.devTokens = devTokens
+        configuration.logLevel = .warning
+        configuration.allowedOrigins = .list([clientOrigin])
+        return configuration
+    }
+
+    /// A configuration for a fresh queue and a fresh database of the given kind.
+    static func configuration(store: Store) async throws -> NoticeServiceConfiguration {
+        var configuration = configuration()
+        if store == .postgres { configuration.database = try await TestPostgres.createDatabase().configuration }
+        return configuration
+    }
+
+    /// The same as ``configuration(queue:databasePath:)`` as environment variables, for a
+    /// service started as a process of its own.
+    static func settings(queue: String = freshQueueName(), databasePath: String? = nil) -> [String: String] {
+        [
             "NOTICE_HTTP_PORT": "0",
             "NOTICE_AMQP_URL": amqpURL,
             "NOTICE_AMQP_QUEUE": queue,
             "NOTICE_AMQP_EXCHANGE": "\(queue).direct",
-            // Servers on PostgreSQL relay across nodes: each test server gets a cluster of its own.
             "NOTICE_AMQP_DELIVER_EXCHANGE": "\(queue).deliver",
-            "NOTICE_DB_URL": "sqlite:\(path)",
-            "NOTICE_DEV_TOKENS": devTokens,
+            "NOTICE_DB_URL": "sqlite:\(databasePath ?? freshDatabasePath())",
+            "NOTICE_DEV_TOKENS": devTokens.map { "\($0.key):\($0.value)" }.sorted().joined(separator: ","),
             "NOTICE_NODE_ID": "test-\(UUID().uuidString.prefix(8))",
             "NOTICE_LOG_LEVEL": "warning",
-            // The origin swift-websocket's client sends (scheme and host, no port).
-            "NOTICE_ALLOWED_ORIGINS": "ws://127.0.0.1",
+            "NOTICE_ALLOWED_ORIGINS": clientOrigin,
         ]
     }
 
-    /// Settings for a fresh queue and a fresh database of the given kind.
-    static func settings(store: Store) async throws -> [String: String] {
-        var settings = settings()
-        if store == .postgres { settings["NOTICE_DB_URL"] = try await TestPostgres.createDatabase().url }
-        return settings
+    static func freshQueueName() -> String { "test.\(UUID().uuidString)" }
+
+    static func freshDatabasePath() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("notice-test-\(UUID().uuidString)/notice.sqlite").path
     }
 
-    static func start(
-        _ settings: [String: String] = settings(),
-        connectTimeout: Duration? = nil,
-        logHandler: (any LogHandler)? = nil
-    ) async throws -> TestServer {
-        var configuration = try NoticeServiceConfiguration(values: settings)
-        if let connectTimeout { configuration.connectTimeout = connectTimeout }
+    static func start(_ configuration: NoticeServiceConfiguration = configuration(), logHandler: (any LogHandler)? = nil) async throws -> TestServer {
         var logger = logHandler.map { handler in Logger(label: "test.server") { _ in handler } } ?? Logger(label: "test.server")
         logger.logLevel = configuration.logLevel
         let ports = TestQueue<Int>()
@@ -79,13 +93,7 @@ struct TestServer {
             task.cancel()
             throw TestFailure("server did not start")
         }
-        let server = TestServer(
-            port: port,
-            configuration: configuration,
-            databasePath: String(settings["NOTICE_DB_URL"]!.dropFirst("sqlite:".count)),
-            group: group,
-            task: task
-        )
+        let server = TestServer(port: port, configuration: configuration, group: group, task: task)
         // Ready means the consumer is attached: publishing after this is never lost in a race.
         let deadline = ContinuousClock.now + .seconds(30)
         while try await server.get("/health/ready").status != 200 {
@@ -93,6 +101,11 @@ struct TestServer {
             try await Task.sleep(for: .milliseconds(20))
         }
         return server
+    }
+
+    /// The server's SQLite file (`nil` on PostgreSQL).
+    var databasePath: String? {
+        if case .sqlite(let path) = configuration.database { path } else { nil }
     }
 
     /// A connection of the test's own to the server's store (close it).
