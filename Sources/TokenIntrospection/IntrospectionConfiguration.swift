@@ -28,9 +28,13 @@ public struct IntrospectionConfiguration: Sendable, Hashable {
     public var maxTokenBytes: Int
     /// Requests to the endpoint in flight at once; a check beyond it is denied (not cached).
     public var maxConcurrentRequests: Int
-    /// Requests to the endpoint per second, sustained (a burst of as many is allowed); a check
-    /// beyond it is denied (not cached): a flood of unknown tokens cannot flood the endpoint.
+    /// Requests to the endpoint per second, sustained (a burst of as many is allowed): a flood
+    /// of unknown tokens cannot flood the endpoint. A check beyond it waits for its turn, up to
+    /// ``maxRateWait``; one that would wait longer is denied (not cached).
     public var maxRequestsPerSecond: Int
+    /// How long a check may wait for its turn under ``maxRequestsPerSecond``: the sessions of a
+    /// node that died reconnect to the others at once, and are let in at the rate instead of refused.
+    public var maxRateWait: Duration
 
     public init(
         url: String,
@@ -44,7 +48,8 @@ public struct IntrospectionConfiguration: Sendable, Hashable {
         maxCacheEntries: Int = 100_000,
         maxTokenBytes: Int = 8192,
         maxConcurrentRequests: Int = 256,
-        maxRequestsPerSecond: Int = 500
+        maxRequestsPerSecond: Int = 500,
+        maxRateWait: Duration = .seconds(5)
     ) {
         self.url = url
         self.style = style
@@ -58,6 +63,7 @@ public struct IntrospectionConfiguration: Sendable, Hashable {
         self.maxTokenBytes = maxTokenBytes
         self.maxConcurrentRequests = maxConcurrentRequests
         self.maxRequestsPerSecond = maxRequestsPerSecond
+        self.maxRateWait = maxRateWait
     }
 }
 

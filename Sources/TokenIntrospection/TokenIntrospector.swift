@@ -9,8 +9,9 @@ import Synchronization
 ///
 /// Bounded against a flood of made-up tokens: the cache is keyed by each token's SHA-256 (32
 /// bytes, whatever the token's length), a token over `maxTokenBytes` is denied unasked, and
-/// requests to the endpoint are limited in number in flight and per second (checks over either
-/// are denied and not remembered). Tokens are never logged and never put in metric labels.
+/// requests to the endpoint are limited in number in flight and per second (a check over the
+/// rate waits its turn up to `maxRateWait`; checks over either limit are denied and not
+/// remembered). Tokens are never logged and never put in metric labels.
 public final class TokenIntrospector: Sendable {
     private enum Entry {
         case pending(Task<IntrospectionResult, Never>)
@@ -22,7 +23,8 @@ public final class TokenIntrospector: Sendable {
     private struct State {
         var entries: [SHA256.Digest: Entry] = [:]
         var inFlight = 0
-        /// Requests the rate limit allows now (a token bucket refilled per second).
+        /// Requests the rate limit allows now (a token bucket refilled per second); below zero,
+        /// turns promised to checks that wait.
         var allowance: Double
         var refilledAt: ContinuousClock.Instant
     }
@@ -66,18 +68,58 @@ public final class TokenIntrospector: Sendable {
 
     /// The verdict on `token`, from the cache or one shared request.
     public func check(_ token: String) async -> IntrospectionResult {
-        enum Step {
-            case answer(IntrospectionResult)
-            case wait(Task<IntrospectionResult, Never>, joined: Bool)
-            case refused(String)
-        }
         guard token.utf8.count <= configuration.maxTokenBytes else {
             requestsDenied.increment()
             return .denied(reason: "token longer than \(configuration.maxTokenBytes) bytes")
         }
         let key = SHA256.hash(data: Array(token.utf8))
+        var hasTurn = false
+        while true {
+            switch step(token, key: key, hasTurn: hasTurn) {
+            case .refused(let reason):
+                requestsDenied.increment()
+                return .denied(reason: reason)
+            case .answer(let result):
+                hitCount.add(1, ordering: .relaxed)
+                hits.increment()
+                return result
+            case .wait(let task, let joined):
+                if joined {
+                    hitCount.add(1, ordering: .relaxed)
+                    hits.increment()
+                }
+                return await task.value
+            case .turnIn(let delay):
+                // The turn is promised: after the wait, the cache is looked at again (another
+                // check may have asked for this token meanwhile), then the request goes out.
+                do {
+                    try await Task.sleep(for: delay)
+                } catch {
+                    // The session is gone: its turn goes to the next check.
+                    state.withLock { $0.allowance += 1 }
+                    requestsDenied.increment()
+                    return .denied(reason: "cancelled while waiting for an introspection turn")
+                }
+                hasTurn = true
+            }
+        }
+    }
+
+    /// ``IntrospectionConfiguration/maxRateWait`` is bounded by this, whatever it is set to.
+    static var longestRateWait: Double { 3600 }
+
+    private enum Step {
+        case answer(IntrospectionResult)
+        case wait(Task<IntrospectionResult, Never>, joined: Bool)
+        /// The rate allows a request after this wait.
+        case turnIn(Duration)
+        case refused(String)
+    }
+
+    /// What to do for `token` now; `hasTurn`: a turn under the rate was promised and waited for.
+    private func step(_ token: String, key: SHA256.Digest, hasTurn: Bool) -> Step {
         let now = ContinuousClock.now
-        let step: Step = state.withLock { state in
+        return state.withLock { state in
             switch state.entries[key] {
             case .resolved(let result, let validUntil)? where validUntil > now:
                 return .answer(result)
@@ -87,11 +129,22 @@ public final class TokenIntrospector: Sendable {
                 guard state.inFlight < configuration.maxConcurrentRequests else {
                     return .refused("too many introspection requests in flight")
                 }
-                let rate = Double(configuration.maxRequestsPerSecond)
-                state.allowance = min(rate, state.allowance + rate * Self.seconds(now - state.refilledAt))
-                state.refilledAt = now
-                guard state.allowance >= 1 else { return .refused("introspection request rate exceeded") }
-                state.allowance -= 1
+                if !hasTurn {
+                    guard configuration.maxRequestsPerSecond > 0 else { return .refused("introspection request rate exceeded") }
+                    let rate = Double(configuration.maxRequestsPerSecond)
+                    state.allowance = min(rate, state.allowance + rate * Self.seconds(now - state.refilledAt))
+                    state.refilledAt = now
+                    if state.allowance < 1 {
+                        // The turn comes when the bucket is back at one, after the turns already promised.
+                        let wait = (1 - state.allowance) / rate
+                        guard wait <= min(Self.seconds(configuration.maxRateWait), Self.longestRateWait) else {
+                            return .refused("introspection request rate exceeded")
+                        }
+                        state.allowance -= 1
+                        return .turnIn(.nanoseconds(Int64(wait * 1e9)))
+                    }
+                    state.allowance -= 1
+                }
                 if state.entries.count >= configuration.maxCacheEntries {
                     Self.evict(&state.entries, now: now, keep: configuration.maxCacheEntries * 9 / 10)
                 }
@@ -100,21 +153,6 @@ public final class TokenIntrospector: Sendable {
                 state.entries[key] = .pending(task)
                 return .wait(task, joined: false)
             }
-        }
-        switch step {
-        case .refused(let reason):
-            requestsDenied.increment()
-            return .denied(reason: reason)
-        case .answer(let result):
-            hitCount.add(1, ordering: .relaxed)
-            hits.increment()
-            return result
-        case .wait(let task, let joined):
-            if joined {
-                hitCount.add(1, ordering: .relaxed)
-                hits.increment()
-            }
-            return await task.value
         }
     }
 

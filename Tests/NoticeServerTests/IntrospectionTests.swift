@@ -8,10 +8,16 @@ import TokenIntrospection
 
 /// SPEC §5 against a real HTTP authorization server started by the test.
 @Suite(.serialized) struct IntrospectionTests {
-    func start(_ auth: AuthorizationServer, style: String = "rfc7662", logHandler: CapturingLogHandler? = nil) async throws -> TestServer {
+    func start(
+        _ auth: AuthorizationServer,
+        style: String = "rfc7662",
+        logHandler: CapturingLogHandler? = nil,
+        limit: (inout IntrospectionConfiguration) -> Void = { _ in }
+    ) async throws -> TestServer {
         var configuration = TestServer.configuration()
         configuration.devTokens = nil
         configuration.introspection = auth.introspection(style: try #require(IntrospectionConfiguration.Style(rawValue: style)))
+        limit(&configuration.introspection!)
         configuration.maxSessionsPerUser = 2000
         if logHandler != nil { configuration.logLevel = .trace }
         return try await TestServer.start(configuration, logHandler: logHandler)
@@ -45,6 +51,27 @@ import TokenIntrospection
             #expect(refused.command == .error)
             #expect(refused.headers["message"] == "unauthorized")
         }
+        try await server.stop()
+        try await auth.stop()
+    }
+
+    /// The sessions of a node that died reconnect here at once, each with a token this node has
+    /// not seen: over the introspection rate they wait their turn instead of being refused.
+    @Test func aReconnectStormOverTheIntrospectionRateIsLetIn() async throws {
+        let auth = try await AuthorizationServer.start()
+        let sessions = 60
+        for index in 0..<sessions { auth.issue("storm-\(index)", to: "\(1000 + index)") }
+        let server = try await start(auth) {
+            $0.maxRequestsPerSecond = 20
+            $0.maxRateWait = .seconds(5)
+        }
+        let commands = try await withThrowingTaskGroup(of: StompCommand?.self) { group in
+            for index in 0..<sessions { group.addTask { try await connect(server, token: "storm-\(index)")?.command } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        // A burst of 20, then 20 a second: all 60 within 2 s, none refused.
+        #expect(commands.filter { $0 == .connected }.count == sessions)
+        #expect(auth.requests == sessions)
         try await server.stop()
         try await auth.stop()
     }

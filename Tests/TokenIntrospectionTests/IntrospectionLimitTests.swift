@@ -45,7 +45,10 @@ import AsyncHTTPClient
 
     @Test func requestsPerSecondAreLimitedAndRefusalsAreNotRemembered() async {
         let endpoint = Endpoint { _ in .denied(reason: "unknown") }
-        let cache = introspector(endpoint) { $0.maxRequestsPerSecond = 10 }
+        let cache = introspector(endpoint) {
+            $0.maxRequestsPerSecond = 10
+            $0.maxRateWait = .zero
+        }
         var refused = 0
         for index in 0..<100 {
             if case .denied(let reason) = await cache.check("made-up-\(index)"), reason.contains("rate") { refused += 1 }
@@ -55,6 +58,47 @@ import AsyncHTTPClient
         #expect(asked >= 10 && asked < 100)
         #expect(refused == 100 - asked)
         #expect(cache.cachedTokens == asked, "refusals are not cached")
+    }
+
+    /// A reconnect storm: checks over the rate wait their turn (the wait bounded), instead of
+    /// being refused at once.
+    @Test func aCheckOverTheRateWaitsItsTurnUpToTheLongestWait() async {
+        let endpoint = Endpoint { _ in .active(userId: "1", expiresAt: nil, scopes: []) }
+        let cache = introspector(endpoint) {
+            $0.maxRequestsPerSecond = 10
+            $0.maxRateWait = .seconds(1)
+        }
+        let checks = 30
+        let active = await withTaskGroup(of: Bool.self) { group in
+            for index in 0..<checks { group.addTask { await cache.check("storm-\(index)").isActive } }
+            return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        // A burst of 10 at once and 10 more within the second (a few more if the checks took
+        // long enough to refill some); the rest would wait longer and are refused.
+        let asked = endpoint.calls.load(ordering: .relaxed)
+        #expect(asked >= 20 && asked < checks)
+        #expect(active == asked)
+        #expect(cache.cachedTokens == asked, "refusals are not cached")
+    }
+
+    /// A check whose session goes away while it waits gives its turn back.
+    @Test func aCancelledWaitGivesItsTurnBack() async {
+        let endpoint = Endpoint { _ in .active(userId: "1", expiresAt: nil, scopes: []) }
+        let cache = introspector(endpoint) {
+            $0.maxRequestsPerSecond = 1
+            $0.maxRateWait = .milliseconds(1500)
+        }
+        #expect(await cache.check("first").isActive)
+        let waiting = Task { await cache.check("second") }
+        waiting.cancel()
+        guard case .denied(let reason) = await waiting.value else {
+            Issue.record("a cancelled check is denied")
+            return
+        }
+        #expect(reason.contains("cancelled"))
+        // Had the second kept its turn, the third's would be 2 s away: over the longest wait.
+        #expect(await cache.check("third").isActive)
+        #expect(endpoint.calls.load(ordering: .relaxed) == 2)
     }
 
     @Test func requestsInFlightAreLimited() async {

@@ -151,6 +151,16 @@ extension ConfigurationKey {
         "\(introspection.cacheTTL.components.seconds)",
         "longest time a positive introspection answer is cached (never past exp)"
     )
+    public static let introspectionMaxRate = Self(
+        "NOTICE_INTROSPECTION_MAX_RATE",
+        "\(introspection.maxRequestsPerSecond)",
+        "most introspection requests per second (a check beyond it waits its turn)"
+    )
+    public static let introspectionMaxWait = Self(
+        "NOTICE_INTROSPECTION_MAX_WAIT_MS",
+        "\(introspection.maxRateWait.components.seconds * 1000 + introspection.maxRateWait.components.attoseconds / 1_000_000_000_000_000)",
+        "longest wait for a turn under NOTICE_INTROSPECTION_MAX_RATE before a CONNECT is refused"
+    )
     public static let userIdClaims = Self(
         "NOTICE_USER_ID_CLAIMS",
         introspection.userIdClaims.joined(separator: ","),
@@ -167,6 +177,6 @@ extension ConfigurationKey {
         clusterDelivery, deliverExchange,
         allowedOrigins, heartbeat, maxFrameBytes, maxSessionsPerUser, maxOutboundBytes, maxMessageBytes, httpIdleTimeout, replayLimit, retentionDays,
         publishScope, devTokens, introspectionURL, introspectionStyle, introspectionClientId, introspectionClientSecret,
-        introspectionCacheSeconds, userIdClaims, nodeId, demo, logLevel,
+        introspectionCacheSeconds, introspectionMaxRate, introspectionMaxWait, userIdClaims, nodeId, demo, logLevel,
     ]
 }

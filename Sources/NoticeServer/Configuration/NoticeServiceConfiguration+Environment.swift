@@ -78,6 +78,8 @@ extension NoticeServiceConfiguration {
             }
         }
         if let seconds = reader.int(.introspectionCacheSeconds, in: 0...86_400) { introspection.cacheTTL = .seconds(seconds) }
+        reader.read(.introspectionMaxRate, into: &introspection.maxRequestsPerSecond, in: 1...100_000)
+        if let millis = reader.int(.introspectionMaxWait, in: 0...60_000) { introspection.maxRateWait = .milliseconds(millis) }
         if let claims = reader.list(.userIdClaims) {
             if claims.isEmpty { reader.problem(.userIdClaims, "must name at least one claim") } else { introspection.userIdClaims = claims }
         }
