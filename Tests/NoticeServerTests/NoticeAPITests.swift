@@ -52,8 +52,12 @@ import FoundationNetworking
         #expect(all.headers["content-type"]?.hasPrefix("application/json") == true)
         #expect(ids(all) == ["5", "4", "3", "2", "1"])
         let first = try #require((all.json["notices"] as? [[String: Any]])?.first)
-        #expect((first["notice"] as? [String: Any])?["title"] as? String == "n5")
-        #expect(first["createdAt"] as? Int != nil)
+        let pushed = try #require(first["notice"] as? [String: Any])
+        #expect(pushed["title"] as? String == "n5")
+        // One time format everywhere: the list's times are RFC 3339, like the pushed notice's.
+        let createdAt = try #require(first["createdAt"] as? String)
+        #expect(createdAt == pushed["createdAt"] as? String)
+        #expect(createdAt.wholeMatch(of: /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/) != nil)
         #expect(first["readAt"] is NSNull)
         #expect(all.json["next"] is NSNull)
 
@@ -68,6 +72,9 @@ import FoundationNetworking
 
         let unread = try await call(server, "GET", "/api/notices?unread=true", token: "alice")
         #expect(ids(unread) == ["5", "3", "2", "1"])
+        let read = try #require((try await call(server, "GET", "/api/notices?limit=2", token: "alice").json["notices"] as? [[String: Any]])?.last)
+        #expect(read["id"] as? String == "4")
+        #expect((read["readAt"] as? String)?.wholeMatch(of: /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/) != nil)
         let page1 = try await call(server, "GET", "/api/notices?limit=2", token: "alice")
         #expect(ids(page1) == ["5", "4"])
         let next = try #require(page1.json["next"] as? String)

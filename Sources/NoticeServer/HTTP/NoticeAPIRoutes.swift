@@ -148,15 +148,17 @@ struct NoticeAPIRoutes: Sendable {
         return query
     }
 
-    /// One notice as listed: its id, times (Unix ms) and the JSON a browser received.
+    /// One notice as listed: its id, times (RFC 3339, as in the pushed notice) and the JSON a
+    /// browser received.
     static func item(_ stored: StoredNoticeRow) -> JSONValue {
         let notice = (try? JSONParser.parse(Array(stored.row.payload.utf8))) ?? .string(stored.row.payload)
+        func time(_ millis: Int64?) -> JSONValue { millis.map { .string(NoticeTimestamp.rfc3339(millis: $0)) } ?? .null }
         return .object(
             JSONObject([
                 ("id", .string(String(stored.row.noticeId))),
-                ("createdAt", .number(String(stored.row.createdAt))),
-                ("deliveredAt", stored.deliveredAt.map { .number(String($0)) } ?? .null),
-                ("readAt", stored.readAt.map { .number(String($0)) } ?? .null),
+                ("createdAt", time(stored.row.createdAt)),
+                ("deliveredAt", time(stored.deliveredAt)),
+                ("readAt", time(stored.readAt)),
                 ("notice", notice),
             ])
         )
