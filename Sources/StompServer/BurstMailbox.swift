@@ -13,7 +13,7 @@ protocol BurstMailboxOwner: AnyObject, Sendable {
 /// no task.
 ///
 /// The state has one owner at a time: the running burst, or a caller that took it with
-/// ``takeIfIdle(where:)`` to handle something on its own thread until ``giveBack(_:appending:)``.
+/// ``takeIfIdle(where:)`` to handle something on its own thread until ``giveBack(_:appending:in:)``.
 /// Events posted meanwhile wait, and start a burst once the state is back.
 struct BurstMailbox<State: Sendable, Event: Sendable>: ~Copyable, Sendable {
     /// Internal, not private: the owner stores this inline, and the compiler (6.3) cannot lay out
@@ -22,7 +22,7 @@ struct BurstMailbox<State: Sendable, Event: Sendable>: ~Copyable, Sendable {
         var events: [Event] = []
         /// Events before this index have been handed out.
         var head = 0
-        /// The parked state: `nil` before ``open(with:run:)``, while a burst runs, or taken.
+        /// The parked state: `nil` before ``open(with:in:)``, while a burst runs, or taken.
         var state: State?
         var burst: Task<Void, Never>?
         var finished = false
@@ -92,7 +92,7 @@ struct BurstMailbox<State: Sendable, Event: Sendable>: ~Copyable, Sendable {
     }
 
     /// Takes the parked state when no burst runs, no event waits and `ready` holds for it:
-    /// the caller handles something without a task, then calls ``giveBack(_:appending:)``.
+    /// the caller handles something without a task, then calls ``giveBack(_:appending:in:)``.
     func takeIfIdle(where ready: (State) -> Bool) -> State? {
         storage.withLock { storage in
             guard !storage.finished, storage.burst == nil, !storage.hasEvents, let state = storage.state, ready(state) else {

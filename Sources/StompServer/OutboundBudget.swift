@@ -7,7 +7,7 @@ import Synchronization
 /// the reader is draining is fine.
 ///
 /// Times are monotonic nanoseconds supplied by the caller, so the rules are tested without a clock.
-/// Stored inline in its connection (noncopyable: the counters are shared by reference to it).
+/// Stored inline in its connection (noncopyable: it holds atomics).
 struct OutboundBudget: ~Copyable, Sendable {
     /// What queuing a notice means for the connection.
     enum Admission: Equatable, Sendable {

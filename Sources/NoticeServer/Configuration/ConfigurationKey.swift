@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NoticeCore
 import RabbitMQ
 import StompServer
 import TokenIntrospection
@@ -158,7 +159,7 @@ extension ConfigurationKey {
     )
     public static let introspectionMaxWait = Self(
         "NOTICE_INTROSPECTION_MAX_WAIT_MS",
-        "\(introspection.maxRateWait.components.seconds * 1000 + introspection.maxRateWait.components.attoseconds / 1_000_000_000_000_000)",
+        "\(introspection.maxRateWait.saturatedNanoseconds / 1_000_000)",
         "longest wait for a turn under NOTICE_INTROSPECTION_MAX_RATE before a CONNECT is refused"
     )
     public static let userIdClaims = Self(
