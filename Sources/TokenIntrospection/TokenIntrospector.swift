@@ -33,6 +33,8 @@ public final class TokenIntrospector: Sendable {
     private let requestCount = Atomic<Int>(0)
     private let hitCount = Atomic<Int>(0)
     private let nowSeconds: @Sendable () -> Int64
+    /// The monotonic clock of the rate limit and the cache.
+    private let now: @Sendable () -> ContinuousClock.Instant
     private let requestsActive: Counter
     private let requestsDenied: Counter
     private let hits: Counter
@@ -41,18 +43,21 @@ public final class TokenIntrospector: Sendable {
     /// - Parameters:
     ///   - introspect: the uncached check, normally ``IntrospectionClient/introspect(_:)``.
     ///   - nowSeconds: Unix time in seconds (for the `exp` bound of cached answers).
+    ///   - now: the monotonic clock of the rate limit and the cache (tests stop it).
     ///   - metrics: where `notice_introspection_requests_total{outcome}`,
     ///     `notice_introspection_cache_hits_total` and `notice_introspection_duration_seconds` go.
     public init(
         configuration: IntrospectionConfiguration,
         nowSeconds: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) },
+        now: @escaping @Sendable () -> ContinuousClock.Instant = { .now },
         metrics: any MetricsFactory = MetricsSystem.factory,
         introspect: @escaping @Sendable (String) async -> IntrospectionResult
     ) {
         self.configuration = configuration
-        self.state = Mutex(State(allowance: Double(configuration.maxRequestsPerSecond), refilledAt: .now))
+        self.state = Mutex(State(allowance: Double(configuration.maxRequestsPerSecond), refilledAt: now()))
         self.introspect = introspect
         self.nowSeconds = nowSeconds
+        self.now = now
         requestsActive = Counter(label: "notice_introspection_requests_total", dimensions: [("outcome", "active")], factory: metrics)
         requestsDenied = Counter(label: "notice_introspection_requests_total", dimensions: [("outcome", "denied")], factory: metrics)
         hits = Counter(label: "notice_introspection_cache_hits_total", factory: metrics)
@@ -118,7 +123,7 @@ public final class TokenIntrospector: Sendable {
 
     /// What to do for `token` now; `hasTurn`: a turn under the rate was promised and waited for.
     private func step(_ token: String, key: SHA256.Digest, hasTurn: Bool) -> Step {
-        let now = ContinuousClock.now
+        let now = self.now()
         return state.withLock { state in
             switch state.entries[key] {
             case .resolved(let result, let validUntil)? where validUntil > now:
@@ -176,7 +181,7 @@ public final class TokenIntrospector: Sendable {
             requestsDenied.increment()
             ttl = configuration.negativeCacheTTL
         }
-        let validUntil = ContinuousClock.now + ttl
+        let validUntil = now() + ttl
         state.withLock {
             $0.inFlight -= 1
             $0.entries[key] = .resolved(result, validUntil: validUntil)
