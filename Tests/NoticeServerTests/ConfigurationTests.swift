@@ -276,3 +276,15 @@ import TokenIntrospection
         #expect("\(configuration)".contains("postgres://notice:***@db:5432/notice"))
     }
 }
+
+/// The tests' two ways of configuring a server (values in process, variables for a process of its own) agree.
+@Suite struct TestServerConfigurationTests {
+    @Test func theTestSettingsReadBackAsTheTestConfiguration() throws {
+        let settings = TestServer.settings(queue: "test.same", databasePath: "/tmp/same.sqlite")
+        let read = try NoticeServiceConfiguration(values: settings)
+        var built = TestServer.configuration(queue: "test.same", databasePath: "/tmp/same.sqlite")
+        built.nodeId = read.nodeId
+        built.amqp.connectionName = read.amqp.connectionName
+        #expect(read == built)
+    }
+}
