@@ -14,19 +14,19 @@ import AsyncHTTPClient
 @Suite struct IntrospectionLimitTests {
     typealias Endpoint = TokenIntrospectorTests.Endpoint
 
-    func introspector(_ endpoint: Endpoint, _ configure: (inout IntrospectionConfiguration) -> Void = { _ in }) -> TokenIntrospector {
-        var configuration = IntrospectionConfiguration(url: "http://x")
-        configure(&configuration)
-        return TokenIntrospector(configuration: configuration, nowSeconds: { 1_800_000_000 }) { await endpoint.call($0) }
-    }
-
-    /// One whose rate limit never refills: how many checks get a turn depends on the limits
-    /// alone, not on how fast a loaded machine runs the test (the waits themselves are real).
-    func introspectorWithStoppedClock(_ endpoint: Endpoint, _ configure: (inout IntrospectionConfiguration) -> Void) -> TokenIntrospector {
+    /// `stoppedClock`: the rate limit never refills, so how many checks get a turn depends on
+    /// the limits alone, not on how fast a loaded machine runs the test (waits are real sleeps).
+    func introspector(
+        _ endpoint: Endpoint,
+        stoppedClock: Bool = false,
+        _ configure: (inout IntrospectionConfiguration) -> Void = { _ in }
+    ) -> TokenIntrospector {
         var configuration = IntrospectionConfiguration(url: "http://x")
         configure(&configuration)
         let stopped = ContinuousClock.now
-        return TokenIntrospector(configuration: configuration, nowSeconds: { 1_800_000_000 }, now: { stopped }) { await endpoint.call($0) }
+        return TokenIntrospector(configuration: configuration, nowSeconds: { 1_800_000_000 }, now: { stoppedClock ? stopped : .now }) {
+            await endpoint.call($0)
+        }
     }
 
     @Test func aTokenOverTheLimitIsDeniedUnasked() async {
@@ -73,7 +73,7 @@ import AsyncHTTPClient
     /// being refused at once.
     @Test func aCheckOverTheRateWaitsItsTurnUpToTheLongestWait() async {
         let endpoint = Endpoint { _ in .active(userId: "1", expiresAt: nil, scopes: []) }
-        let cache = introspectorWithStoppedClock(endpoint) {
+        let cache = introspector(endpoint, stoppedClock: true) {
             $0.maxRequestsPerSecond = 10
             $0.maxRateWait = .seconds(1)
         }
@@ -92,7 +92,7 @@ import AsyncHTTPClient
     /// A check whose session goes away while it waits gives its turn back.
     @Test func aCancelledWaitGivesItsTurnBack() async {
         let endpoint = Endpoint { _ in .active(userId: "1", expiresAt: nil, scopes: []) }
-        let cache = introspectorWithStoppedClock(endpoint) {
+        let cache = introspector(endpoint, stoppedClock: true) {
             $0.maxRequestsPerSecond = 1
             $0.maxRateWait = .milliseconds(1500)
         }
