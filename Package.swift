@@ -208,6 +208,7 @@ let package = Package(
             name: "NoticeStoreTests",
             dependencies: [
                 "NoticeStore", "NoticeCore", "NoticeTesting",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],

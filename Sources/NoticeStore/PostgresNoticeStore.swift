@@ -60,29 +60,47 @@ public final class PostgresNoticeStore: NoticeStore, Service {
         var seen = Set<NoticeKey>()
         let batch = rows.filter { seen.insert($0.key).inserted }
         guard !batch.isEmpty || !delivered.isEmpty else { return [] }
+        // One body per notice id (the first row's): ON CONFLICT DO UPDATE may touch a row once.
+        var bodyIds = Set<Int64>()
+        let bodies = batch.filter { bodyIds.insert($0.noticeId).inserted }
         let markedIds = delivered.map(\.noticeId)
         let markedRecipients = delivered.map { $0.recipient ?? "" }
-        let ids = batch.map(\.noticeId)
+        let ids = bodies.map(\.noticeId)
+        let payloads = bodies.map(\.body.template)
+        let offsets = bodies.map { $0.body.recipientOffset ?? -1 }
+        let createdAts = bodies.map(\.createdAt)
+        let bodyCategories = bodies.map { $0.category ?? "" }
+        let sourceKeys = bodies.map { $0.sourceKey ?? "" }
+        let bodyPushed = bodies.map(\.pushed)
+        let rowIds = batch.map(\.noticeId)
         let recipients = batch.map { $0.recipient ?? "" }
-        let payloads = batch.map(\.payload)
-        let createdAts = batch.map(\.createdAt)
-        let sourceKeys = batch.map { $0.sourceKey ?? "" }
+        let categories = batch.map { $0.category ?? "" }
         let pushed = batch.map(\.pushed)
         // One statement is one transaction; unnest keeps the batch's order, so seq follows it.
-        // The UPDATE in WITH runs once, to completion, whether or not the INSERT reads it; it
-        // marks rows committed by earlier batches (an empty array: nothing).
+        // The UPDATE and the body INSERT in WITH run once, to completion, whether or not the
+        // main INSERT reads them. The UPDATE marks rows committed by earlier batches (an empty
+        // array: nothing); a body is stored once per notice id (see NoticeSchema.insertBody).
         return try await perform("insert") { connection, logger in
             let inserted = try await connection.query(
                 """
                 WITH delivered AS (
-                    UPDATE notice SET delivered_at = \(millis)
+                    UPDATE notice_recipient SET delivered_at = \(millis)
                     FROM unnest(\(markedIds)::bigint[], \(markedRecipients)::text[]) AS marked(notice_id, recipient)
-                    WHERE notice.notice_id = marked.notice_id AND notice.recipient = marked.recipient AND notice.delivered_at IS NULL
+                    WHERE notice_recipient.notice_id = marked.notice_id AND notice_recipient.recipient = marked.recipient
+                        AND notice_recipient.delivered_at IS NULL
+                ), bodies AS (
+                    INSERT INTO notice_body (notice_id, payload, recipient_offset, created_at, category, source_key, pushed)
+                    SELECT id, payload, NULLIF(recipient_offset, -1)::integer, created_at, NULLIF(category, ''), NULLIF(source_key, ''), pushed
+                    FROM unnest(\(ids)::bigint[], \(payloads)::text[], \(offsets)::bigint[], \(createdAts)::bigint[], \(bodyCategories)::text[],
+                        \(sourceKeys)::text[], \(bodyPushed)::boolean[])
+                        AS body(id, payload, recipient_offset, created_at, category, source_key, pushed)
+                    ON CONFLICT (notice_id) DO UPDATE SET payload = excluded.payload, recipient_offset = excluded.recipient_offset
+                    WHERE notice_body.recipient_offset IS NULL AND excluded.recipient_offset IS NOT NULL
                 )
-                INSERT INTO notice (notice_id, recipient, payload, created_at, source_key, pushed)
-                SELECT id, recipient, payload, created_at, NULLIF(source_key, ''), pushed
-                FROM unnest(\(ids)::bigint[], \(recipients)::text[], \(payloads)::text[], \(createdAts)::bigint[], \(sourceKeys)::text[], \(pushed)::boolean[])
-                    AS batch(id, recipient, payload, created_at, source_key, pushed)
+                INSERT INTO notice_recipient (notice_id, recipient, category, pushed)
+                SELECT id, recipient, NULLIF(category, ''), pushed
+                FROM unnest(\(rowIds)::bigint[], \(recipients)::text[], \(categories)::text[], \(pushed)::boolean[])
+                    AS batch(id, recipient, category, pushed)
                 ON CONFLICT (notice_id, recipient) DO NOTHING
                 RETURNING notice_id, recipient
                 """,
@@ -101,14 +119,11 @@ public final class PostgresNoticeStore: NoticeStore, Service {
         guard !unique.isEmpty else { return [:] }
         return try await perform("noticeIds") { connection, logger in
             let found = try await connection.query(
-                """
-                SELECT DISTINCT ON (source_key) source_key, notice_id FROM notice
-                WHERE source_key = ANY(\(unique)::text[]) ORDER BY source_key, seq
-                """,
+                "SELECT source_key, notice_id FROM notice_body WHERE source_key = ANY(\(unique)::text[])",
                 logger: logger
             )
             var ids: [String: Int64] = [:]
-            for try await (key, id) in found.decode((String, Int64).self) { ids[key] = id }
+            for try await (key, id) in found.decode((String, Int64).self) where ids[key] == nil { ids[key] = id }
             return ids
         }
     }
@@ -120,22 +135,80 @@ public final class PostgresNoticeStore: NoticeStore, Service {
         try await perform("markDelivered") { connection, logger in
             _ = try await connection.query(
                 """
-                UPDATE notice SET delivered_at = \(millis)
+                UPDATE notice_recipient SET delivered_at = \(millis)
                 FROM unnest(\(ids)::bigint[], \(recipients)::text[]) AS marked(notice_id, recipient)
-                WHERE notice.notice_id = marked.notice_id AND notice.recipient = marked.recipient AND notice.delivered_at IS NULL
+                WHERE notice_recipient.notice_id = marked.notice_id AND notice_recipient.recipient = marked.recipient
+                    AND notice_recipient.delivered_at IS NULL
                 """,
                 logger: logger
             )
         }
     }
 
-    public func markRead(noticeId: Int64, userId: String, at millis: Int64) async throws -> Bool {
-        try await perform("markRead") { connection, logger in
-            let updated = try await connection.query(
-                "UPDATE notice SET read_at = COALESCE(read_at, \(millis)) WHERE notice_id = \(noticeId) AND recipient = \(userId) RETURNING seq",
-                logger: logger
-            )
-            return try await updated.collect().count > 0
+    public func apply(_ command: InboxCommand, userId: String, at millis: Int64) async throws -> Int {
+        let change = NoticeSchema.change(command.action, at: millis)
+        // `cursor` is the upTo notice's row (one row, or none: unknown); the other selections
+        // read a constant so that one statement shape answers both.
+        var cursorId: Int64 = -1
+        var ids: [Int64] = []
+        var category = ""
+        var selection = ""
+        switch command.selection {
+        case .ids(let list):
+            ids = list
+            selection = "AND notice_id = ANY($2::bigint[])"
+        case .upTo(let id, let only):
+            cursorId = id
+            category = only ?? ""
+            selection = "AND seq <= (SELECT seq FROM cursor)" + (only == nil ? "" : " AND category = $3")
+        case .all(let only):
+            category = only ?? ""
+            selection = only == nil ? "" : "AND category = $3"
+        }
+        var bindings = PostgresBindings()
+        bindings.append(userId)
+        bindings.append(ids)
+        bindings.append(category)
+        bindings.append(cursorId)
+        let query = PostgresQuery(
+            unsafeSQL: """
+                WITH cursor AS (SELECT seq FROM notice_recipient WHERE notice_id = $4 AND recipient = $1),
+                    changed AS (\(change.statement) WHERE recipient = $1 \(selection) \(change.unchanged) RETURNING 1)
+                SELECT (SELECT count(*) FROM cursor), (SELECT count(*) FROM changed), $2::bigint[] IS NOT NULL, $3::text IS NOT NULL
+                """,
+            binds: bindings
+        )
+        let upTo = cursorId >= 0
+        return try await perform("apply") { connection, logger in
+            let result = try await connection.query(query, logger: logger)
+            guard let (cursor, changed, _, _) = try await result.decode((Int64, Int64, Bool, Bool).self).first(where: { _ in true }) else {
+                return 0
+            }
+            if upTo && cursor == 0 { throw NoticeStoreError.unknownCursor }
+            return Int(changed)
+        }
+    }
+
+    public func counts(userId: String, category: String?, cap: Int) async throws -> NoticeCounts {
+        let limit = Int64(max(0, min(cap, Int.max - 1)) + 1)
+        var bindings = PostgresBindings()
+        bindings.append(userId)
+        if let category { bindings.append(category) }
+        bindings.append(limit)
+        let byCategory = category != nil
+        let query = PostgresQuery(
+            unsafeSQL: """
+                SELECT (\(NoticeSchema.countSQL("read_at", byCategory: byCategory, .postgres))),
+                    (\(NoticeSchema.countSQL("seen_at", byCategory: byCategory, .postgres)))
+                """,
+            binds: bindings
+        )
+        return try await perform("counts") { connection, logger in
+            let result = try await connection.query(query, logger: logger)
+            guard let (unread, unseen) = try await result.decode((Int64, Int64).self).first(where: { _ in true }) else {
+                return NoticeCounts(unread: 0, unseen: 0, cap: cap)
+            }
+            return NoticeCounts(unread: Int(unread), unseen: Int(unseen), cap: cap)
         }
     }
 
@@ -144,8 +217,8 @@ public final class PostgresNoticeStore: NoticeStore, Service {
             try await Self.storedRows(
                 connection.query(
                     """
-                    SELECT notice_id, recipient, payload, created_at, pushed, delivered_at, read_at FROM notice
-                    WHERE recipient = \(userId) AND delivered_at IS NULL AND pushed ORDER BY seq DESC LIMIT \(limit)
+                    SELECT \(unescaped: NoticeSchema.columns)
+                    WHERE r.recipient = \(userId) AND r.delivered_at IS NULL AND r.pushed = true ORDER BY r.seq DESC LIMIT \(limit)
                     """,
                     logger: logger
                 )
@@ -158,7 +231,7 @@ public final class PostgresNoticeStore: NoticeStore, Service {
             var upperSeq = Int64.max
             if let before = query.before {
                 let cursor = try await connection.query(
-                    "SELECT seq FROM notice WHERE notice_id = \(before) AND recipient = \(query.userId)",
+                    "SELECT seq FROM notice_recipient WHERE notice_id = \(before) AND recipient = \(query.userId)",
                     logger: logger
                 )
                 guard let seq = try await cursor.decode(Int64.self).first(where: { _ in true }) else {
@@ -166,13 +239,24 @@ public final class PostgresNoticeStore: NoticeStore, Service {
                 }
                 upperSeq = seq
             }
+            var filter = query.archived ? "AND r.archived_at IS NOT NULL" : "AND r.archived_at IS NULL"
+            if query.unreadOnly { filter += " AND r.read_at IS NULL" }
+            if query.category != nil { filter += " AND r.category = $3" }
+            var bindings = PostgresBindings()
+            bindings.append(query.userId)
+            bindings.append(upperSeq)
+            bindings.append(query.category ?? "")
+            bindings.append(Int64(query.limit))
             return try await Self.storedRows(
                 connection.query(
-                    """
-                    SELECT notice_id, recipient, payload, created_at, pushed, delivered_at, read_at FROM notice
-                    WHERE recipient = \(query.userId) AND seq < \(upperSeq) \(unescaped: query.unreadOnly ? "AND read_at IS NULL" : "")
-                    ORDER BY seq DESC LIMIT \(query.limit)
-                    """,
+                    PostgresQuery(
+                        unsafeSQL: """
+                            SELECT \(NoticeSchema.columns)
+                            WHERE r.recipient = $1 AND r.seq < $2 \(filter) AND $3::text IS NOT NULL
+                            ORDER BY r.seq DESC LIMIT $4
+                            """,
+                        binds: bindings
+                    ),
                     logger: logger
                 )
             )
@@ -184,10 +268,7 @@ public final class PostgresNoticeStore: NoticeStore, Service {
         return try await perform("row") { connection, logger in
             try await Self.storedRows(
                 connection.query(
-                    """
-                    SELECT notice_id, recipient, payload, created_at, pushed, delivered_at, read_at FROM notice
-                    WHERE notice_id = \(key.noticeId) AND recipient = \(recipient)
-                    """,
+                    "SELECT \(unescaped: NoticeSchema.columns) WHERE r.notice_id = \(key.noticeId) AND r.recipient = \(recipient)",
                     logger: logger
                 )
             ).first
@@ -198,9 +279,10 @@ public final class PostgresNoticeStore: NoticeStore, Service {
         try await perform("purge") { connection, logger in
             let deleted = try await connection.query(
                 """
-                WITH doomed AS (SELECT seq FROM notice WHERE created_at < \(millis) ORDER BY created_at LIMIT \(limit)),
-                    deleted AS (DELETE FROM notice WHERE seq IN (SELECT seq FROM doomed) RETURNING 1)
-                SELECT count(*) FROM deleted
+                WITH doomed AS (SELECT notice_id FROM notice_body WHERE created_at < \(millis) ORDER BY created_at LIMIT \(limit)),
+                    recipients AS (DELETE FROM notice_recipient WHERE notice_id IN (SELECT notice_id FROM doomed)),
+                    bodies AS (DELETE FROM notice_body WHERE notice_id IN (SELECT notice_id FROM doomed) RETURNING 1)
+                SELECT count(*) FROM bodies
                 """,
                 logger: logger
             )
@@ -210,7 +292,7 @@ public final class PostgresNoticeStore: NoticeStore, Service {
 
     public func count() async throws -> Int {
         try await perform("count") { connection, logger in
-            let counted = try await connection.query("SELECT count(*) FROM notice", logger: logger)
+            let counted = try await connection.query("SELECT count(*) FROM notice_recipient", logger: logger)
             return try await Int(counted.decode(Int64.self).first(where: { _ in true }) ?? 0)
         }
     }
@@ -267,22 +349,26 @@ public final class PostgresNoticeStore: NoticeStore, Service {
         }
     }
 
+    /// Rows of ``NoticeSchema/columns``.
     static func storedRows(_ rows: PostgresRowSequence) async throws -> [StoredNoticeRow] {
         var result: [StoredNoticeRow] = []
-        for try await (id, recipient, payload, createdAt, pushed, deliveredAt, readAt) in rows.decode(
-            (Int64, String, String, Int64, Bool, Int64?, Int64?).self
+        for try await (id, recipient, payload, offset, createdAt, category, pushed, deliveredAt, seenAt, readAt, archivedAt) in rows.decode(
+            (Int64, String, String, Int32?, Int64, String?, Bool, Int64?, Int64?, Int64?, Int64?).self
         ) {
             result.append(
                 StoredNoticeRow(
                     row: NoticeRow(
                         noticeId: id,
                         recipient: recipient.isEmpty ? nil : recipient,
-                        payload: payload,
+                        body: NoticeBody(template: payload, recipientOffset: offset.map(Int.init)),
                         createdAt: createdAt,
+                        category: category,
                         pushed: pushed
                     ),
                     deliveredAt: deliveredAt,
-                    readAt: readAt
+                    seenAt: seenAt,
+                    readAt: readAt,
+                    archivedAt: archivedAt
                 )
             )
         }

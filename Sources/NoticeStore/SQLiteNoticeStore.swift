@@ -7,7 +7,7 @@ public import NoticeCore
 /// of one fsync per batch (never per notice). WAL checkpoints run beside the writer
 /// (``SQLiteCheckpointer``), not inside a commit.
 public final class SQLiteNoticeStore: NoticeStore {
-    private let pool: DatabasePool
+    let pool: DatabasePool
     private let checkpointer: SQLiteCheckpointer
 
     /// Opens (creating it and its folder if missing) the database at `path`.
@@ -78,6 +78,9 @@ public final class SQLiteNoticeStore: NoticeStore {
                     """
             )
         }
+        migrator.registerMigration("v5-body-once") { db in
+            try db.execute(sql: NoticeSchema.sqliteBodyOnce)
+        }
         return migrator
     }
 
@@ -86,14 +89,21 @@ public final class SQLiteNoticeStore: NoticeStore {
         return try await write(rows: rows.count + delivered.count) { db in
             var inserted = Set<NoticeKey>()
             if !rows.isEmpty {
-                let statement = try db.cachedStatement(
+                let body = try db.cachedStatement(sql: NoticeSchema.insertBody)
+                let recipient = try db.cachedStatement(
                     sql: """
-                        INSERT INTO notice (notice_id, recipient, payload, created_at, source_key, pushed) VALUES (?, ?, ?, ?, ?, ?)
+                        INSERT INTO notice_recipient (notice_id, recipient, category, pushed) VALUES (?, ?, ?, ?)
                         ON CONFLICT (notice_id, recipient) DO NOTHING
                         """
                 )
+                var bodies = Set<Int64>()
                 for row in rows {
-                    try statement.execute(arguments: [row.noticeId, row.recipient ?? "", row.payload, row.createdAt, row.sourceKey, row.pushed])
+                    if bodies.insert(row.noticeId).inserted {
+                        try body.execute(arguments: [
+                            row.noticeId, row.body.template, row.body.recipientOffset, row.createdAt, row.category, row.sourceKey, row.pushed,
+                        ])
+                    }
+                    try recipient.execute(arguments: [row.noticeId, row.recipient ?? "", row.category, row.pushed])
                     if db.changesCount > 0 { inserted.insert(row.key) }
                 }
             }
@@ -106,7 +116,7 @@ public final class SQLiteNoticeStore: NoticeStore {
         guard !keys.isEmpty else { return [:] }
         return try await pool.read { db in
             var ids: [String: Int64] = [:]
-            let statement = try db.cachedStatement(sql: "SELECT notice_id FROM notice WHERE source_key = ? LIMIT 1")
+            let statement = try db.cachedStatement(sql: "SELECT notice_id FROM notice_body WHERE source_key = ? LIMIT 1")
             for key in Set(keys) {
                 if let id = try Int64.fetchOne(statement, arguments: [key]) { ids[key] = id }
             }
@@ -122,20 +132,58 @@ public final class SQLiteNoticeStore: NoticeStore {
     private static func markDelivered(_ keys: [NoticeKey], at millis: Int64, in db: Database) throws {
         guard !keys.isEmpty else { return }
         let statement = try db.cachedStatement(
-            sql: "UPDATE notice SET delivered_at = ? WHERE notice_id = ? AND recipient = ? AND delivered_at IS NULL"
+            sql: "UPDATE notice_recipient SET delivered_at = ? WHERE notice_id = ? AND recipient = ? AND delivered_at IS NULL"
         )
         for key in keys {
             try statement.execute(arguments: [millis, key.noticeId, key.recipient ?? ""])
         }
     }
 
-    public func markRead(noticeId: Int64, userId: String, at millis: Int64) async throws -> Bool {
-        try await write(rows: 1) { db in
-            try db.execute(
-                sql: "UPDATE notice SET read_at = COALESCE(read_at, ?) WHERE notice_id = ? AND recipient = ?",
-                arguments: [millis, noticeId, userId]
-            )
-            return db.changesCount > 0
+    public func apply(_ command: InboxCommand, userId: String, at millis: Int64) async throws -> Int {
+        try await write(rows: command.selection.rowsHint) { db in
+            var arguments: StatementArguments = [userId]
+            var selection = "recipient = ?"
+            switch command.selection {
+            case .ids(let ids):
+                selection += " AND notice_id IN (\(Array(repeating: "?", count: ids.count).joined(separator: ",")))"
+                arguments += StatementArguments(ids)
+            case .upTo(let id, let category):
+                guard
+                    let seq = try Int64.fetchOne(
+                        db,
+                        sql: "SELECT seq FROM notice_recipient WHERE notice_id = ? AND recipient = ?",
+                        arguments: [id, userId]
+                    )
+                else { throw NoticeStoreError.unknownCursor }
+                selection += " AND seq <= ?"
+                arguments += [seq]
+                if let category {
+                    selection += " AND category = ?"
+                    arguments += [category]
+                }
+            case .all(let category):
+                if let category {
+                    selection += " AND category = ?"
+                    arguments += [category]
+                }
+            }
+            let change = NoticeSchema.change(command.action, at: millis)
+            try db.execute(sql: "\(change.statement) WHERE \(selection) \(change.unchanged)", arguments: arguments)
+            return db.changesCount
+        }
+    }
+
+    public func counts(userId: String, category: String?, cap: Int) async throws -> NoticeCounts {
+        let limit = max(0, min(cap, Int.max - 1)) + 1
+        return try await pool.read { db in
+            func count(_ state: String) throws -> Int {
+                try Int.fetchOne(
+                    db,
+                    sql: NoticeSchema.countSQL(state, byCategory: category != nil, .sqlite),
+                    arguments: category.map { [userId, $0, limit] } ?? [userId, limit]
+                ) ?? 0
+            }
+            return NoticeCounts(unread: try count("read_at"), unseen: try count("seen_at"), cap: cap)
         }
     }
 
@@ -144,8 +192,8 @@ public final class SQLiteNoticeStore: NoticeStore {
             try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT notice_id, recipient, payload, created_at, pushed, delivered_at, read_at FROM notice
-                    WHERE recipient = ? AND delivered_at IS NULL AND pushed = 1 ORDER BY seq DESC LIMIT ?
+                    SELECT \(NoticeSchema.columns) WHERE r.recipient = ? AND r.delivered_at IS NULL AND r.pushed = true
+                    ORDER BY r.seq DESC LIMIT ?
                     """,
                 arguments: [userId, limit]
             ).reversed().map { Self.storedRow($0).row }
@@ -159,20 +207,24 @@ public final class SQLiteNoticeStore: NoticeStore {
                 guard
                     let seq = try Int64.fetchOne(
                         db,
-                        sql: "SELECT seq FROM notice WHERE notice_id = ? AND recipient = ?",
+                        sql: "SELECT seq FROM notice_recipient WHERE notice_id = ? AND recipient = ?",
                         arguments: [before, query.userId]
                     )
                 else { throw NoticeStoreError.unknownCursor }
                 upperSeq = seq
             }
+            var arguments: StatementArguments = [query.userId, upperSeq]
+            var filter = query.archived ? "AND r.archived_at IS NOT NULL" : "AND r.archived_at IS NULL"
+            if query.unreadOnly { filter += " AND r.read_at IS NULL" }
+            if let category = query.category {
+                filter += " AND r.category = ?"
+                arguments += [category]
+            }
+            arguments += [query.limit]
             return try Row.fetchAll(
                 db,
-                sql: """
-                    SELECT notice_id, recipient, payload, created_at, pushed, delivered_at, read_at FROM notice
-                    WHERE recipient = ? AND seq < ? \(query.unreadOnly ? "AND read_at IS NULL" : "")
-                    ORDER BY seq DESC LIMIT ?
-                    """,
-                arguments: [query.userId, upperSeq, query.limit]
+                sql: "SELECT \(NoticeSchema.columns) WHERE r.recipient = ? AND r.seq < ? \(filter) ORDER BY r.seq DESC LIMIT ?",
+                arguments: arguments
             ).map(Self.storedRow)
         }
     }
@@ -181,8 +233,7 @@ public final class SQLiteNoticeStore: NoticeStore {
         try await pool.read { db in
             try Row.fetchOne(
                 db,
-                sql:
-                    "SELECT notice_id, recipient, payload, created_at, pushed, delivered_at, read_at FROM notice WHERE notice_id = ? AND recipient = ?",
+                sql: "SELECT \(NoticeSchema.columns) WHERE r.notice_id = ? AND r.recipient = ?",
                 arguments: [key.noticeId, key.recipient ?? ""]
             ).map(Self.storedRow)
         }
@@ -190,16 +241,23 @@ public final class SQLiteNoticeStore: NoticeStore {
 
     public func purge(createdBefore millis: Int64, limit: Int) async throws -> Int {
         try await write(rows: limit) { db in
-            try db.execute(
-                sql: "DELETE FROM notice WHERE seq IN (SELECT seq FROM notice WHERE created_at < ? ORDER BY created_at LIMIT ?)",
+            let doomed = try Int64.fetchAll(
+                db,
+                sql: "SELECT notice_id FROM notice_body WHERE created_at < ? ORDER BY created_at LIMIT ?",
                 arguments: [millis, limit]
             )
-            return db.changesCount
+            let recipients = try db.cachedStatement(sql: "DELETE FROM notice_recipient WHERE notice_id = ?")
+            let bodies = try db.cachedStatement(sql: "DELETE FROM notice_body WHERE notice_id = ?")
+            for id in doomed {
+                try recipients.execute(arguments: [id])
+                try bodies.execute(arguments: [id])
+            }
+            return doomed.count
         }
     }
 
     public func count() async throws -> Int {
-        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM notice") ?? 0 }
+        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM notice_recipient") ?? 0 }
     }
 
     public func ping() async throws {
@@ -214,18 +272,33 @@ public final class SQLiteNoticeStore: NoticeStore {
         try pool.close()
     }
 
+    /// A row of ``NoticeSchema/columns``.
     static func storedRow(_ row: Row) -> StoredNoticeRow {
         let recipient: String = row["recipient"]
         return StoredNoticeRow(
             row: NoticeRow(
                 noticeId: row["notice_id"],
                 recipient: recipient.isEmpty ? nil : recipient,
-                payload: row["payload"],
+                body: NoticeBody(template: row["payload"], recipientOffset: row["recipient_offset"]),
                 createdAt: row["created_at"],
+                category: row["category"],
                 pushed: row["pushed"]
             ),
             deliveredAt: row["delivered_at"],
-            readAt: row["read_at"]
+            seenAt: row["seen_at"],
+            readAt: row["read_at"],
+            archivedAt: row["archived_at"]
         )
+    }
+}
+
+extension InboxSelection {
+    /// At most how many rows a command changes, for the checkpointer's count (a guess for the
+    /// open-ended selections: they are rare, and the count only paces checkpoints).
+    fileprivate var rowsHint: Int {
+        switch self {
+        case .ids(let ids): ids.count
+        case .upTo, .all: 1_000
+        }
     }
 }

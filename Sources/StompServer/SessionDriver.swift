@@ -128,8 +128,8 @@ struct SessionDriver: Sendable {
                 environment.marks.record(keys)
             case .replay(let subscriptionId):
                 guard await replay(subscriptionId: subscriptionId) else { return false }
-            case .markRead(let noticeId):
-                await markRead(noticeId)
+            case .changeInbox(let command):
+                await changeInbox(command)
             }
         }
         return session.state != .closed
@@ -158,12 +158,13 @@ struct SessionDriver: Sendable {
         return true
     }
 
-    private func markRead(_ noticeId: Int64) async {
+    /// Applies the change before the frame's RECEIPT (if any) is written: a receipt means stored.
+    private func changeInbox(_ command: InboxCommand) async {
         guard let user = session.principal?.userId else { return }
         do {
-            _ = try await environment.store.markRead(noticeId: noticeId, userId: user, at: Int64(Date().timeIntervalSince1970 * 1000))
+            _ = try await environment.store.apply(command, userId: user, at: Int64(Date().timeIntervalSince1970 * 1000))
         } catch {
-            logger.warning("could not mark notice read", metadata: ["notice.id": "\(noticeId)", "error": "\(error)"])
+            logger.warning("could not change inbox state", metadata: ["inbox.action": "\(command.action.rawValue)", "error": "\(error)"])
         }
     }
 

@@ -137,16 +137,28 @@ extension StompSession {
     }
 
     private mutating func send(_ frame: StompFrame) -> [Action] {
-        guard frame.headers["destination"] == "/app/notices/read" else {
+        switch frame.headers["destination"] {
+        case "/app/notices/read":
+            guard let object = Self.jsonObject(frame), let idValue = object["id"], let id = try? NoticeValidator.parseId(idValue) else {
+                return fail("invalid body", detail: "expected {\"id\":\"<notice id>\"}", frame: frame)
+            }
+            return [.changeInbox(InboxCommand(action: .read, selection: .ids([id])))]
+        case "/app/notices/state":
+            guard let object = Self.jsonObject(frame) else { return fail("invalid body", detail: "expected a JSON object", frame: frame) }
+            do {
+                return [.changeInbox(try InboxCommand.parse(.object(object)))]
+            } catch {
+                return fail("invalid body", detail: error.description, frame: frame)
+            }
+        default:
             // The legacy frontend's liveness probe (`send('test')`) and any other SEND: accepted, ignored.
             return []
         }
-        guard let text = frame.bodyText, let value = try? JSONParser.parse(Array(text.utf8)),
-            case .object(let object) = value, let idValue = object["id"],
-            let id = try? NoticeValidator.parseId(idValue)
-        else {
-            return fail("invalid body", detail: "expected {\"id\":\"<notice id>\"}", frame: frame)
-        }
-        return [.markRead(noticeId: id)]
+    }
+
+    /// The frame's body as a JSON object, if it is one.
+    private static func jsonObject(_ frame: StompFrame) -> JSONObject? {
+        guard let text = frame.bodyText, case .object(let object)? = try? JSONParser.parse(Array(text.utf8)) else { return nil }
+        return object
     }
 }

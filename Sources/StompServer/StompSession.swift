@@ -37,8 +37,8 @@ public struct StompSession: Sendable {
         /// Check this token (nil: none was given) and call ``authenticated(_:)`` or
         /// ``authenticationFailed()``.
         case authenticate(token: String?)
-        /// Mark the user's notice read (`SEND /app/notices/read`).
-        case markRead(noticeId: Int64)
+        /// Change the user's inbox state (`SEND /app/notices/read`, `SEND /app/notices/state`).
+        case changeInbox(InboxCommand)
         /// Record these notices as delivered (they were ACKed).
         case markDelivered([NoticeKey])
         /// Read the user's undelivered notices from the store and hand them to

@@ -183,8 +183,11 @@ final class LateCommitStore: NoticeStore {
     }
     func noticeIds(forSourceKeys keys: [String]) async throws -> [String: Int64] { try await store.noticeIds(forSourceKeys: keys) }
     func markDelivered(_ keys: [NoticeKey], at millis: Int64) async throws { try await store.markDelivered(keys, at: millis) }
-    func markRead(noticeId: Int64, userId: String, at millis: Int64) async throws -> Bool {
-        try await store.markRead(noticeId: noticeId, userId: userId, at: millis)
+    func apply(_ command: InboxCommand, userId: String, at millis: Int64) async throws -> Int {
+        try await store.apply(command, userId: userId, at: millis)
+    }
+    func counts(userId: String, category: String?, cap: Int) async throws -> NoticeCounts {
+        try await store.counts(userId: userId, category: category, cap: cap)
     }
     func undelivered(userId: String, limit: Int) async throws -> [NoticeRow] { try await store.undelivered(userId: userId, limit: limit) }
     func notices(_ query: NoticeQuery) async throws -> [StoredNoticeRow] { try await store.notices(query) }

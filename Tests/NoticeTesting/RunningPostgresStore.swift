@@ -22,8 +22,11 @@ public final class RunningPostgresStore: NoticeStore {
     }
     public func noticeIds(forSourceKeys keys: [String]) async throws -> [String: Int64] { try await store.noticeIds(forSourceKeys: keys) }
     public func markDelivered(_ keys: [NoticeKey], at millis: Int64) async throws { try await store.markDelivered(keys, at: millis) }
-    public func markRead(noticeId: Int64, userId: String, at millis: Int64) async throws -> Bool {
-        try await store.markRead(noticeId: noticeId, userId: userId, at: millis)
+    public func apply(_ command: InboxCommand, userId: String, at millis: Int64) async throws -> Int {
+        try await store.apply(command, userId: userId, at: millis)
+    }
+    public func counts(userId: String, category: String?, cap: Int) async throws -> NoticeCounts {
+        try await store.counts(userId: userId, category: category, cap: cap)
     }
     public func undelivered(userId: String, limit: Int) async throws -> [NoticeRow] { try await store.undelivered(userId: userId, limit: limit) }
     public func notices(_ query: NoticeQuery) async throws -> [StoredNoticeRow] { try await store.notices(query) }

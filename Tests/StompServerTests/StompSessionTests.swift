@@ -165,13 +165,32 @@ import Testing
         var session = connected()
         #expect(
             session.receive(StompFrame(.send, headers: ["destination": "/app/notices/read"], body: Array(#"{"id":"12"}"#.utf8))) == [
-                .markRead(noticeId: 12)
+                .changeInbox(InboxCommand(action: .read, selection: .ids([12])))
             ]
         )
         #expect(
             sentFrames(session.receive(StompFrame(.send, headers: ["destination": "/app/notices/read"], body: Array("x".utf8)))).first?.command
                 == .error
         )
+    }
+
+    @Test func inboxStateCommandComesBeforeItsReceipt() {
+        var session = connected()
+        let body = Array(#"{"action":"archive","upTo":"40","category":"hr"}"#.utf8)
+        #expect(
+            session.receive(StompFrame(.send, headers: ["destination": "/app/notices/state", "receipt": "r1"], body: body)) == [
+                .changeInbox(InboxCommand(action: .archive, selection: .upTo(40, category: "hr"))),
+                .send(StompFrame(.receipt, headers: ["receipt-id": "r1"])),
+            ]
+        )
+        // A malformed command is an ERROR naming the reason, then close.
+        let bad = session.receive(
+            StompFrame(.send, headers: ["destination": "/app/notices/state"], body: Array(#"{"action":"shred","all":true}"#.utf8))
+        )
+        let error = sentFrames(bad).first
+        #expect(error?.command == .error)
+        #expect(error?.bodyText?.contains("action must be one of") == true)
+        #expect(session.state == .closed)
     }
 
     @Test func disconnectWithReceipt() {

@@ -174,7 +174,7 @@ class Cluster:
     def undelivered(self):
         """Rows of the nodes' database for a user that no session has been recorded to deliver."""
         result = subprocess.run(["psql", self.database_url(), "-v", "ON_ERROR_STOP=1", "-qAtc",
-                                 "SELECT count(*) FROM notice WHERE recipient <> '' AND delivered_at IS NULL"],
+                                 "SELECT count(*) FROM notice_recipient WHERE recipient <> '' AND delivered_at IS NULL"],
                                 check=True, capture_output=True, timeout=30, text=True)
         return int(result.stdout.strip())
 

@@ -1442,6 +1442,29 @@ def http_inputs(suite):
     for notice_id in NUMBERS + ["..", "%2F", "x" * 10_000, "%00", "1;2"]:
         path = f"/api/notices/{urllib.parse.quote(notice_id, safe='%')}/read"
         items.append((f"POST {short(path, 60)}", check(f"POST {short(path, 60)}", req("POST", path, token=user), {204, 404, 400, 414}, json_error=True)))
+    # The inbox (docs/inbox.md): query parameters, per-id actions and state commands.
+    for name, values in [("cap", NUMBERS + ["abc", "%00", "1e3", "99.5"]), ("category", ["", "%00", "a%0Ab", "😀" * 20, "x" * 65, "x" * 10_000, "hr"])]:
+        for value in values:
+            path = f"/api/notices/count?{name}={urllib.parse.quote(value, safe='%')}"
+            items.append((f"GET {short(path, 80)}", check(f"GET {short(path, 80)}", req("GET", path, token=user), {200, 400, 414}, json_error=True)))
+    for value in ["maybe", "", "%00", "TRUE"]:
+        path = f"/api/notices?archived={value}"
+        items.append((f"GET {short(path, 80)}", check(f"GET {short(path, 80)}", req("GET", path, token=user), {200, 400}, json_error=True)))
+    for action in ["archive", "unarchive", "seen", "unread", "delete", "shred", "READ", "x" * 5_000, "%00", ".."]:
+        for notice_id in ["1", "-1", "9223372036854775808", "abc"]:
+            path = f"/api/notices/{notice_id}/{urllib.parse.quote(action, safe='%')}"
+            items.append((f"POST {short(path, 60)}", check(f"POST {short(path, 60)}", req("POST", path, token=user), {204, 404, 400, 414}, json_error=True)))
+    for description, body in [("garbage", bytes(range(256))), ("[]", b"[]"), ("null", b"null"), ("{}", b"{}"),
+                              ("no selection", b'{"action":"read"}'), ("two selections", b'{"action":"read","all":true,"ids":["1"]}'),
+                              ("201 ids", json.dumps({"action": "read", "ids": [str(i) for i in range(1, 202)]}).encode()),
+                              ("ids not numbers", b'{"action":"read","ids":[true,null,{},[]]}'), ("id 2^63", b'{"action":"read","ids":["9223372036854775808"]}'),
+                              ("upTo -1", b'{"action":"read","upTo":-1}'), ("upTo unknown", b'{"action":"delete","upTo":"123456789"}'),
+                              ("all false", b'{"action":"read","all":false}'), ("category 65 bytes", json.dumps({"action": "read", "all": True, "category": "c" * 65}).encode()),
+                              ("category with NUL", b'{"action":"read","all":true,"category":"a\\u0000b"}'),
+                              ("unknown field", b'{"action":"read","all":true,"x":1}'), ("deep", b'{"action":' + b"[" * 50_000 + b"]" * 50_000 + b"}"),
+                              ("20 KB", b'{"action":"read","all":true,"pad":"' + b"x" * 20_000 + b'"}'), ("valid", b'{"action":"seen","all":true}')]:
+        items.append((f"POST /api/notices/state {description}", check(f"POST /api/notices/state {description}",
+                      req("POST", "/api/notices/state", [("Content-Type", "application/json")], body, token=user), {200, 400, 413}, json_error=True)))
     for auth, complete in [("", True), ("Bearer", True), ("Bearer ", True), ("Basic YTpi", True), ("Bearer a b", True),
                            ("Bearer " + "x" * 100_000, False), ("Bearer \x01", False), ("Bearer é", True), ("Negotiate xyz", True),
                            ("Bearer " + "x" * 7000, True)]:

@@ -31,6 +31,8 @@ public struct NoticeFanOut: Sendable {
         for item in items {
             let record = item.record
             let push = record.isPushed(pushTargets: pushTargets)
+            // One body for all the record's rows: a multicast shares its text, not copies of it.
+            let body = record.body(createdAt: createdAt)
             let recipients: [String?] =
                 switch record.audience {
                 case .broadcast: [nil]
@@ -44,8 +46,9 @@ public struct NoticeFanOut: Sendable {
                     NoticeRow(
                         noticeId: record.id,
                         recipient: recipient,
-                        payload: record.payload(for: recipient, createdAt: createdAt),
+                        body: body,
                         createdAt: createdAtMillis,
+                        category: record.category,
                         sourceKey: item.sourceKey,
                         pushed: push
                     )

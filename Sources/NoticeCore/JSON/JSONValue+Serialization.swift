@@ -35,8 +35,14 @@ extension JSONValue {
     }
 
     static func writeString(_ text: String, into out: inout [UInt8]) {
-        let hex: [UInt8] = Array("0123456789abcdef".utf8)
         out.append(UInt8(ascii: "\""))
+        writeStringContent(text, into: &out)
+        out.append(UInt8(ascii: "\""))
+    }
+
+    /// Appends `text` JSON-escaped, without the quotes.
+    static func writeStringContent(_ text: String, into out: inout [UInt8]) {
+        let hex: [UInt8] = Array("0123456789abcdef".utf8)
         for byte in text.utf8 {
             switch byte {
             case UInt8(ascii: "\""): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
@@ -51,6 +57,5 @@ extension JSONValue {
             default: out.append(byte)
             }
         }
-        out.append(UInt8(ascii: "\""))
     }
 }

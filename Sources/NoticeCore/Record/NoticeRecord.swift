@@ -14,6 +14,8 @@ public struct NoticeRecord: Sendable, Hashable {
     public var audience: Audience
     /// `sendTarget` as text, if present.
     public var sendTarget: String?
+    /// `category`, if present (``NoticeValidator`` bounds it).
+    public var category: String?
     /// Every field as published, in order (`id` and recipients still as published).
     public var fields: JSONObject
 
@@ -28,17 +30,6 @@ public struct NoticeRecord: Sendable, Hashable {
     /// published, `id` and `userId` as strings, `userIds` replaced by the one recipient,
     /// and `createdAt`.
     public func payload(for recipient: String?, createdAt: String) -> String {
-        var object = fields
-        object.replace("id", with: "id", value: .string(String(id)))
-        if let recipient {
-            if object["userIds"] != nil {
-                object.replace("userIds", with: "userId", value: .string(recipient))
-            } else {
-                object.replace("userId", with: "userId", value: .string(recipient))
-            }
-        }
-        object["createdAt"] = nil
-        object["createdAt"] = .string(createdAt)
-        return JSONValue.object(object).serialized
+        body(createdAt: createdAt).payload(for: recipient)
     }
 }

@@ -2,6 +2,7 @@
 public struct NoticeValidator: Sendable {
     public static let maxUserIdLength = 128
     public static let maxTitleBytes = 1024
+    public static let maxCategoryBytes = 64
     public static let maxContentBytes = 65_536
     /// Multicast fan-out bound, so one message cannot make millions of rows.
     public static let maxRecipients = 10_000
@@ -69,8 +70,9 @@ public struct NoticeValidator: Sendable {
 
         try Self.checkText(fields["title"], field: "title", maxBytes: Self.maxTitleBytes)
         try Self.checkText(fields["content"], field: "content", maxBytes: Self.maxContentBytes)
+        let category = try Self.parseCategory(fields["category"])
 
-        return NoticeRecord(id: id, idWasAssigned: idWasAssigned, audience: audience, sendTarget: sendTarget, fields: fields)
+        return NoticeRecord(id: id, idWasAssigned: idWasAssigned, audience: audience, sendTarget: sendTarget, category: category, fields: fields)
     }
 
     /// A notice id from JSON: a positive integer, as a number or a string of digits.
@@ -106,6 +108,22 @@ public struct NoticeValidator: Sendable {
             return text
         default:
             throw NoticeValidationError("\(field): a user id must be an integer or a non-empty string")
+        }
+    }
+
+    /// A category (inbox counts and state changes can be per category): absent or null, or a
+    /// non-empty string of at most ``maxCategoryBytes`` without control characters.
+    public static func parseCategory(_ value: JSONValue?) throws(NoticeValidationError) -> String? {
+        switch value {
+        case nil, .null?: return nil
+        case .string(let text)?:
+            guard !text.isEmpty, text.utf8.count <= maxCategoryBytes,
+                !text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F })
+            else {
+                throw NoticeValidationError("category must be a non-empty string of at most \(maxCategoryBytes) bytes without control characters")
+            }
+            return text
+        default: throw NoticeValidationError("category must be a string")
         }
     }
 

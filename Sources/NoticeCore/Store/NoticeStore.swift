@@ -1,11 +1,14 @@
 /// One stored row: a notice for one recipient, or a broadcast notice (`recipient == nil`).
+/// The rows of one notice share its ``body`` (stored once, SPEC §6).
 public struct NoticeRow: Sendable, Hashable {
     public var noticeId: Int64
     public var recipient: String?
-    /// The JSON a browser receives (``NoticeRecord/payload(for:createdAt:)``).
-    public var payload: String
+    /// The notice's JSON, shared by all its recipients.
+    public var body: NoticeBody
     /// Unix time in milliseconds.
     public var createdAt: Int64
+    /// The record's `category`, if any.
+    public var category: String?
     /// For records published without an `id`: a digest of the queue message, so that a
     /// redelivery of it can find the id assigned the first time.
     public var sourceKey: String?
@@ -13,14 +16,38 @@ public struct NoticeRow: Sendable, Hashable {
     /// stored and listed, never sent to a browser, so never replayed either.
     public var pushed: Bool
 
-    public init(noticeId: Int64, recipient: String?, payload: String, createdAt: Int64, sourceKey: String? = nil, pushed: Bool = true) {
+    public init(
+        noticeId: Int64,
+        recipient: String?,
+        body: NoticeBody,
+        createdAt: Int64,
+        category: String? = nil,
+        sourceKey: String? = nil,
+        pushed: Bool = true
+    ) {
         self.noticeId = noticeId
         self.recipient = recipient
-        self.payload = payload
+        self.body = body
         self.createdAt = createdAt
+        self.category = category
         self.sourceKey = sourceKey
         self.pushed = pushed
     }
+
+    /// A row whose JSON is `payload` as it is.
+    public init(noticeId: Int64, recipient: String?, payload: String, createdAt: Int64, sourceKey: String? = nil, pushed: Bool = true) {
+        self.init(
+            noticeId: noticeId,
+            recipient: recipient,
+            body: NoticeBody(verbatim: payload),
+            createdAt: createdAt,
+            sourceKey: sourceKey,
+            pushed: pushed
+        )
+    }
+
+    /// The JSON a browser receives (``NoticeRecord/payload(for:createdAt:)``).
+    public var payload: String { body.payload(for: recipient) }
 
     /// The key the store keeps unique.
     public var key: NoticeKey { NoticeKey(noticeId: noticeId, recipient: recipient) }
@@ -51,8 +78,14 @@ public protocol NoticeStore: Sendable {
     func noticeIds(forSourceKeys keys: [String]) async throws -> [String: Int64]
     /// Marks rows delivered (their notice was written to, or ACKed by, a session).
     func markDelivered(_ keys: [NoticeKey], at millis: Int64) async throws
-    /// Marks the user's notice read; `false` when the user has no such notice.
-    func markRead(noticeId: Int64, userId: String, at millis: Int64) async throws -> Bool
+    /// Applies an inbox state change to the user's own rows (broadcasts have no per-user
+    /// state) and returns how many rows it changed: a row already in that state does not count.
+    /// Throws ``NoticeStoreError/unknownCursor`` when an ``InboxSelection/upTo(_:category:)``
+    /// names no notice of the user.
+    func apply(_ command: InboxCommand, userId: String, at millis: Int64) async throws -> Int
+    /// The user's unread and unseen rows that are not archived (in `category`, when given),
+    /// each counted up to `cap + 1` from an index (``NoticeCounts``).
+    func counts(userId: String, category: String?, cap: Int) async throws -> NoticeCounts
     /// The newest `limit` of the user's own pushed rows (not broadcasts) not yet delivered,
     /// oldest first: what a session replays on SUBSCRIBE (SPEC §4). With more than `limit`, the older
     /// ones are left out, so what a user is shown runs on without a hole into live notices.
@@ -62,9 +95,10 @@ public protocol NoticeStore: Sendable {
     func notices(_ query: NoticeQuery) async throws -> [StoredNoticeRow]
     /// The stored row for `key`, if any.
     func row(_ key: NoticeKey) async throws -> StoredNoticeRow?
-    /// Deletes at most `limit` rows created before `millis`; returns how many it deleted.
+    /// Deletes at most `limit` notices created before `millis`, each with all its rows; returns
+    /// how many notices it deleted.
     func purge(createdBefore millis: Int64, limit: Int) async throws -> Int
-    /// Number of stored rows.
+    /// Number of stored rows (a notice's recipients; a broadcast is one).
     func count() async throws -> Int
     /// Succeeds when the store can be read and written.
     func ping() async throws
@@ -77,18 +111,30 @@ extension NoticeStore {
     public func insert(_ rows: [NoticeRow]) async throws -> Set<NoticeKey> {
         try await insert(rows, markingDelivered: [], at: 0)
     }
+
+    /// Marks the user's notice read (and seen); `false` when the user has no such notice.
+    public func markRead(noticeId: Int64, userId: String, at millis: Int64) async throws -> Bool {
+        let command = InboxCommand(action: .read, selection: .ids([noticeId]))
+        if try await apply(command, userId: userId, at: millis) > 0 { return true }
+        // Already read counts as found: only another user's (or no) notice is `false`.
+        return try await row(NoticeKey(noticeId: noticeId, recipient: userId)) != nil
+    }
 }
 
-/// A row as read back, with its delivery and read state.
+/// A row as read back, with its delivery and inbox state (Unix ms, `nil`: not yet).
 public struct StoredNoticeRow: Sendable, Hashable {
     public var row: NoticeRow
     public var deliveredAt: Int64?
+    public var seenAt: Int64?
     public var readAt: Int64?
+    public var archivedAt: Int64?
 
-    public init(row: NoticeRow, deliveredAt: Int64?, readAt: Int64?) {
+    public init(row: NoticeRow, deliveredAt: Int64?, seenAt: Int64? = nil, readAt: Int64?, archivedAt: Int64? = nil) {
         self.row = row
         self.deliveredAt = deliveredAt
+        self.seenAt = seenAt
         self.readAt = readAt
+        self.archivedAt = archivedAt
     }
 }
 
@@ -97,13 +143,19 @@ public struct NoticeQuery: Sendable, Hashable {
     public var userId: String
     /// Only rows without `read_at`.
     public var unreadOnly: Bool
+    /// The archived rows instead of the others.
+    public var archived: Bool
+    /// Only rows of this category.
+    public var category: String?
     /// Only rows stored before this notice of the user (the page cursor); `nil` starts at the newest.
     public var before: Int64?
     public var limit: Int
 
-    public init(userId: String, unreadOnly: Bool = false, before: Int64? = nil, limit: Int = 50) {
+    public init(userId: String, unreadOnly: Bool = false, archived: Bool = false, category: String? = nil, before: Int64? = nil, limit: Int = 50) {
         self.userId = userId
         self.unreadOnly = unreadOnly
+        self.archived = archived
+        self.category = category
         self.before = before
         self.limit = limit
     }
@@ -111,6 +163,6 @@ public struct NoticeQuery: Sendable, Hashable {
 
 /// Errors a store reports about a request rather than about itself.
 public enum NoticeStoreError: Error, Sendable, Hashable {
-    /// ``NoticeQuery/before`` names no notice of the user.
+    /// ``NoticeQuery/before`` or ``InboxSelection/upTo(_:category:)`` names no notice of the user.
     case unknownCursor
 }

@@ -4,8 +4,8 @@ import Hummingbird
 import NoticeCore
 import RabbitMQ
 
-/// The HTTP API (SPEC §7): a user's notices, marking one read, and publishing for services
-/// that cannot speak AMQP. Every route takes the same Bearer token as STOMP CONNECT, checked
+/// The HTTP API (SPEC §7): a user's inbox (the list, its counts, state changes) and
+/// publishing for services that cannot speak AMQP. Every route takes the same Bearer token as STOMP CONNECT, checked
 /// by the same ``TokenVerifier``.
 struct NoticeAPIRoutes: Sendable {
     let verifier: any TokenVerifier
@@ -16,6 +16,8 @@ struct NoticeAPIRoutes: Sendable {
     let ids: NoticeIDGenerator
     /// Largest body `POST /api/notices` takes.
     let maxBodyBytes: Int
+    /// Largest body `POST /api/notices/state` takes (200 ids fit with room to spare).
+    static let maxCommandBytes = 16 * 1024
 
     static let defaultPageSize = 50
     static let maxPageSize = 200
@@ -24,7 +26,11 @@ struct NoticeAPIRoutes: Sendable {
         let api = router.group("/api/notices")
         api.get { request, _ in try await list(request) }
         api.post { request, _ in try await publish(request) }
-        api.post("/{id}/read") { request, context in try await markRead(request, id: context.parameters.get("id") ?? "") }
+        api.get("/count") { request, _ in try await counts(request) }
+        api.post("/state") { request, _ in try await changeState(request) }
+        api.post("/{id}/{action}") { request, context in
+            try await changeOne(request, id: context.parameters.get("id") ?? "", action: context.parameters.get("action") ?? "")
+        }
     }
 
     // MARK: Routes
@@ -39,28 +45,96 @@ struct NoticeAPIRoutes: Sendable {
         } catch NoticeStoreError.unknownCursor {
             throw APIError(status: .badRequest, error: "invalid_request", message: "before: no such notice")
         } catch {
-            throw APIError(status: .serviceUnavailable, error: "store_unavailable", message: "the notice store is unavailable; try again")
+            throw Self.storeUnavailable
         }
         let next: JSONValue = rows.count == query.limit ? rows.last.map { .string(String($0.row.noticeId)) } ?? .null : .null
-        let body = JSONValue.object(JSONObject([("notices", .array(rows.map(Self.item))), ("next", next)]))
-        return Response(
-            status: .ok,
-            headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-store"],
-            body: .init(byteBuffer: .init(string: body.serialized))
-        )
+        return Self.json(.object(JSONObject([("notices", .array(rows.map(Self.item))), ("next", next)])))
     }
 
-    /// `POST /api/notices/<id>/read`: 204, or 404 when the caller has no such notice.
-    private func markRead(_ request: Request, id: String) async throws -> Response {
+    /// `GET /api/notices/count?category=<c>&cap=99`: unread and unseen, not archived, each
+    /// exact up to `cap` and flagged when there are more (a badge shows "99+").
+    private func counts(_ request: Request) async throws -> Response {
         let principal = try await authenticate(request)
+        let parameters = request.uri.queryParameters
+        var cap = NoticeCounts.defaultCap
+        if let text = parameters.get("cap") {
+            guard let value = Int(text), (1...NoticeCounts.maxCap).contains(value) else {
+                throw APIError(status: .badRequest, error: "invalid_request", message: "cap must be an integer from 1 to \(NoticeCounts.maxCap)")
+            }
+            cap = value
+        }
+        let category = try Self.category(parameters)
+        let counts: NoticeCounts
+        do {
+            counts = try await store.counts(userId: principal.userId, category: category, cap: cap)
+        } catch {
+            throw Self.storeUnavailable
+        }
+        var members: [(String, JSONValue)] = [
+            ("unread", .number(String(min(counts.unread, cap)))),
+            ("unseen", .number(String(min(counts.unseen, cap)))),
+            ("unreadCapped", .bool(counts.unread > cap)),
+            ("unseenCapped", .bool(counts.unseen > cap)),
+            ("cap", .number(String(cap))),
+        ]
+        if let category { members.append(("category", .string(category))) }
+        return Self.json(.object(JSONObject(members)))
+    }
+
+    /// `POST /api/notices/state` with an ``InboxCommand`` body: 200 `{"changed": n}`.
+    private func changeState(_ request: Request) async throws -> Response {
+        let principal = try await authenticate(request)
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: Self.maxCommandBytes)
+        } catch {
+            throw APIError(status: .contentTooLarge, error: "too_large", message: "the command is larger than \(Self.maxCommandBytes) bytes")
+        }
+        let command: InboxCommand
+        do {
+            command = try InboxCommand.parse(try JSONParser.parse(Array(buffer.readableBytesView)))
+        } catch let error as InboxCommandError {
+            throw APIError(status: .badRequest, error: "invalid_request", message: error.description)
+        } catch {
+            throw APIError(status: .badRequest, error: "invalid_request", message: "the body is not JSON")
+        }
+        let changed: Int
+        do {
+            changed = try await store.apply(command, userId: principal.userId, at: Self.nowMillis())
+        } catch NoticeStoreError.unknownCursor {
+            throw APIError(status: .badRequest, error: "invalid_request", message: "upTo: no such notice")
+        } catch {
+            throw Self.storeUnavailable
+        }
+        return Self.json(.object(JSONObject([("changed", .number(String(changed)))])))
+    }
+
+    /// `POST /api/notices/<id>/<action>` (`read`, `unread`, `seen`, `archive`, `unarchive`,
+    /// `delete`): 204, also when it already was in that state; 404 when the caller has no
+    /// such notice.
+    private func changeOne(_ request: Request, id: String, action name: String) async throws -> Response {
+        let principal = try await authenticate(request)
+        guard let action = InboxAction(rawValue: name) else {
+            throw APIError(
+                status: .notFound,
+                error: "not_found",
+                message: "no such action; one of \(InboxAction.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
+        }
         guard let noticeId = try? NoticeValidator.parseId(.string(id)) else {
             throw APIError(status: .notFound, error: "not_found", message: "no such notice")
         }
         let found: Bool
         do {
-            found = try await store.markRead(noticeId: noticeId, userId: principal.userId, at: Int64(Date().timeIntervalSince1970 * 1000))
+            let key = NoticeKey(noticeId: noticeId, recipient: principal.userId)
+            let changed = try await store.apply(
+                InboxCommand(action: action, selection: .ids([noticeId])),
+                userId: principal.userId,
+                at: Self.nowMillis()
+            )
+            if changed > 0 { found = true } else { found = try await store.row(key) != nil }
         } catch {
-            throw APIError(status: .serviceUnavailable, error: "store_unavailable", message: "the notice store is unavailable; try again")
+            throw Self.storeUnavailable
         }
         // Another user's notice is indistinguishable from a missing one.
         guard found else { throw APIError(status: .notFound, error: "not_found", message: "no such notice") }
@@ -105,6 +179,33 @@ struct NoticeAPIRoutes: Sendable {
 
     // MARK: Helpers
 
+    static let storeUnavailable = APIError(
+        status: .serviceUnavailable,
+        error: "store_unavailable",
+        message: "the notice store is unavailable; try again"
+    )
+
+    static func nowMillis() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+    /// A 200 answer with a JSON body, never cached (it is one user's).
+    static func json(_ body: JSONValue) -> Response {
+        Response(
+            status: .ok,
+            headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-store"],
+            body: .init(byteBuffer: .init(string: body.serialized))
+        )
+    }
+
+    /// The `category` query parameter, bounded as a record's category is.
+    static func category(_ parameters: Parameters) throws -> String? {
+        guard let text = parameters.get("category") else { return nil }
+        do {
+            return try NoticeValidator.parseCategory(.string(text))
+        } catch {
+            throw APIError(status: .badRequest, error: "invalid_request", message: error.description)
+        }
+    }
+
     /// The caller's principal, from `Authorization: Bearer <token>`; 401 otherwise.
     private func authenticate(_ request: Request) async throws -> Principal {
         let challenge: HTTPFields = [.wwwAuthenticate: #"Bearer realm="notice-service""#]
@@ -124,15 +225,18 @@ struct NoticeAPIRoutes: Sendable {
         return principal
     }
 
-    /// The list query from `unread`, `limit` and `before`; 400 with the reason when one is malformed.
+    /// The list query from `unread`, `archived`, `category`, `limit` and `before`; 400 with the
+    /// reason when one is malformed.
     static func query(_ parameters: Parameters, userId: String) throws -> NoticeQuery {
         var query = NoticeQuery(userId: userId, limit: defaultPageSize)
-        if let unread = parameters.get("unread") {
-            guard let flag = Bool(unread.lowercased()) else {
-                throw APIError(status: .badRequest, error: "invalid_request", message: "unread must be true or false")
+        for (name, flag) in [("unread", \NoticeQuery.unreadOnly), ("archived", \NoticeQuery.archived)] {
+            guard let text = parameters.get(name) else { continue }
+            guard let value = Bool(text.lowercased()) else {
+                throw APIError(status: .badRequest, error: "invalid_request", message: "\(name) must be true or false")
             }
-            query.unreadOnly = flag
+            query[keyPath: flag] = value
         }
+        query.category = try category(parameters)
         if let limit = parameters.get("limit") {
             guard let value = Int(limit), (1...maxPageSize).contains(value) else {
                 throw APIError(status: .badRequest, error: "invalid_request", message: "limit must be an integer from 1 to \(maxPageSize)")
@@ -148,17 +252,20 @@ struct NoticeAPIRoutes: Sendable {
         return query
     }
 
-    /// One notice as listed: its id, times (RFC 3339, as in the pushed notice) and the JSON a
-    /// browser received.
+    /// One notice as listed: its id, category, times (RFC 3339, as in the pushed notice; `null`:
+    /// not yet) and the JSON a browser received.
     static func item(_ stored: StoredNoticeRow) -> JSONValue {
         let notice = (try? JSONParser.parse(Array(stored.row.payload.utf8))) ?? .string(stored.row.payload)
         func time(_ millis: Int64?) -> JSONValue { millis.map { .string(NoticeTimestamp.rfc3339(millis: $0)) } ?? .null }
         return .object(
             JSONObject([
                 ("id", .string(String(stored.row.noticeId))),
+                ("category", stored.row.category.map(JSONValue.string) ?? .null),
                 ("createdAt", time(stored.row.createdAt)),
                 ("deliveredAt", time(stored.deliveredAt)),
+                ("seenAt", time(stored.seenAt)),
                 ("readAt", time(stored.readAt)),
+                ("archivedAt", time(stored.archivedAt)),
                 ("notice", notice),
             ])
         )

@@ -78,7 +78,7 @@ extension FaultTests {
             try await Task.sleep(for: .milliseconds(200))
         }
         #expect(try await readiness(port: port).status == 200)
-        #expect(try await TestPostgres.psql(database.url, "SELECT count(*) FROM notice") == "26")
+        #expect(try await TestPostgres.psql(database.url, "SELECT count(*) FROM notice_recipient") == "26")
         var counts = try await queueCounts(queue)
         let drained = ContinuousClock.now + .seconds(30)
         while counts.ready + counts.unacked > 0, ContinuousClock.now < drained {

@@ -19,7 +19,9 @@ struct NoticeStoreReader {
     func distinctTitles() throws -> Int {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
-        process.arguments = [path, "SELECT COUNT(DISTINCT json_extract(payload, '$.title')) FROM notice"]
+        process.arguments = [
+            path, "SELECT COUNT(DISTINCT json_extract(b.payload, '$.title')) FROM notice_recipient r JOIN notice_body b USING (notice_id)",
+        ]
         let output = Pipe()
         process.standardOutput = output
         try process.run()

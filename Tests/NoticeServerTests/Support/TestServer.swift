@@ -165,12 +165,12 @@ struct TestServer {
     }
 
     /// A client connected as `token`'s user and subscribed to its remind destination.
-    func subscribedClient(token: String, user: String) async throws -> StompTestClient {
+    func subscribedClient(token: String, user: String, extra: StompHeaders = [:]) async throws -> StompTestClient {
         let client = try await client()
         guard let connected = await client.connect(token: token), connected.command == .connected else {
             throw TestFailure("CONNECT failed")
         }
-        guard let receipt = await client.subscribe("/notice/\(user)/remind"), receipt.command == .receipt else {
+        guard let receipt = await client.subscribe("/notice/\(user)/remind", extra: extra), receipt.command == .receipt else {
             throw TestFailure("SUBSCRIBE failed")
         }
         return client

@@ -1,0 +1,109 @@
+/// A change of a user's inbox state (SPEC §7), the same whether it comes over HTTP
+/// (`POST /api/notices/state`, `POST /api/notices/<id>/<action>`) or STOMP
+/// (`SEND /app/notices/state`). Pure: parsing and bounds only; the store applies it.
+public struct InboxCommand: Sendable, Hashable {
+    public var action: InboxAction
+    public var selection: InboxSelection
+
+    public init(action: InboxAction, selection: InboxSelection) {
+        self.action = action
+        self.selection = selection
+    }
+
+    /// Most ids one command may name.
+    public static let maxIds = 200
+
+    /// The command a JSON body names:
+    /// `{"action":"read","ids":["1","2"]}`, `{"action":"archive","upTo":"<id>","category":"hr"}`
+    /// or `{"action":"read","all":true,"category":"hr"}`; exactly one of `ids`, `upTo`, `all`.
+    public static func parse(_ value: JSONValue) throws(InboxCommandError) -> InboxCommand {
+        guard case .object(let object) = value else { throw InboxCommandError("expected a JSON object") }
+        for key in object.keys where !["action", "ids", "upTo", "all", "category"].contains(key) {
+            throw InboxCommandError("unknown field \"\(key.prefix(64))\"")
+        }
+        guard case .string(let name)? = object["action"], let action = InboxAction(rawValue: name) else {
+            throw InboxCommandError("action must be one of \(InboxAction.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        let category: String?
+        do {
+            category = try NoticeValidator.parseCategory(object["category"])
+        } catch {
+            throw InboxCommandError(error.description)
+        }
+        let named = [object["ids"], object["upTo"], object["all"]].compactMap { $0 }.count
+        guard named == 1 else { throw InboxCommandError("give exactly one of ids, upTo, all") }
+        if let ids = object["ids"] {
+            guard category == nil else { throw InboxCommandError("category goes with upTo or all, not with ids") }
+            guard case .array(let values) = ids, !values.isEmpty, values.count <= maxIds else {
+                throw InboxCommandError("ids must be an array of 1 to \(maxIds) notice ids")
+            }
+            var parsed: [Int64] = []
+            parsed.reserveCapacity(values.count)
+            for value in values {
+                guard let id = try? NoticeValidator.parseId(value) else { throw InboxCommandError("ids: each must be a notice id") }
+                parsed.append(id)
+            }
+            return InboxCommand(action: action, selection: .ids(parsed))
+        }
+        if let upTo = object["upTo"] {
+            guard let id = try? NoticeValidator.parseId(upTo) else { throw InboxCommandError("upTo must be a notice id") }
+            return InboxCommand(action: action, selection: .upTo(id, category: category))
+        }
+        guard object["all"] == .bool(true) else { throw InboxCommandError("all must be true") }
+        return InboxCommand(action: action, selection: .all(category: category))
+    }
+}
+
+/// What an ``InboxCommand`` does to each selected row.
+public enum InboxAction: String, Sendable, Hashable, CaseIterable {
+    /// Sets `read_at` (and `seen_at`, if unset): reading a notice means having seen it.
+    case read
+    /// Clears `read_at`.
+    case unread
+    /// Sets `seen_at`: the notice was shown (the badge's "unseen" count).
+    case seen
+    /// Sets `archived_at`: out of the list and the counts, listed with `archived=true`.
+    case archive
+    /// Clears `archived_at`.
+    case unarchive
+    /// Deletes the user's row (other recipients keep theirs).
+    case delete
+}
+
+/// Which of a user's rows an ``InboxCommand`` applies to.
+public enum InboxSelection: Sendable, Hashable {
+    /// These notices (ids the user has no row for are skipped).
+    case ids([Int64])
+    /// This notice and every one stored for the user before it (the list's order), optionally
+    /// only those of one category: "mark all read" up to what the user has been shown.
+    case upTo(Int64, category: String?)
+    /// Every row of the user, optionally only those of one category.
+    case all(category: String?)
+}
+
+/// Why a body is not an ``InboxCommand``.
+public struct InboxCommandError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// A user's inbox counts, each exact up to ``cap`` (SPEC §7): the store stops counting at
+/// `cap + 1`, so a count costs at most that many index entries however full the inbox is.
+public struct NoticeCounts: Sendable, Hashable {
+    /// Unread, not archived (at most `cap + 1`).
+    public var unread: Int
+    /// Unseen, not archived (at most `cap + 1`).
+    public var unseen: Int
+    public var cap: Int
+
+    public init(unread: Int, unseen: Int, cap: Int) {
+        self.unread = unread
+        self.unseen = unseen
+        self.cap = cap
+    }
+
+    /// The most any count may be asked to reach.
+    public static let maxCap = 9_999
+    /// What badges show by default ("99+").
+    public static let defaultCap = 99
+}

@@ -1,0 +1,130 @@
+import NoticeCore
+
+/// The SQL both stores share: the body-once schema (SPEC §6) and its statements.
+///
+/// `notice_body` holds a notice once: its JSON with the recipient's id left out
+/// (``NoticeBody``), when it was stored, its category, source key and whether it is pushed.
+/// `notice_recipient` holds one small row per (notice, recipient) — `''` for a broadcast —
+/// with its delivery and inbox state. A row moved from the one-table schema keeps the JSON
+/// it was stored with in its own `payload` (its body has no recipient slot); new rows leave
+/// it NULL.
+enum NoticeSchema {
+    /// The columns ``SQLiteNoticeStore/storedRow(_:)`` and the PostgreSQL decoder read, and
+    /// the join they come from (`r`: the recipient row, `b`: its body).
+    static let columns = """
+        r.notice_id, r.recipient, COALESCE(r.payload, b.payload) AS payload,
+        CASE WHEN r.payload IS NULL THEN b.recipient_offset END AS recipient_offset,
+        b.created_at, r.category, r.pushed, r.delivered_at, r.seen_at, r.read_at, r.archived_at
+        FROM notice_recipient r JOIN notice_body b ON b.notice_id = r.notice_id
+        """
+
+    /// What an inbox action sets, as `UPDATE …`/`DELETE …` text to which the caller appends
+    /// `WHERE <selection>` and then ``Change/unchanged`` (so that a row already in that state
+    /// is not counted as changed). `millis` is the service's own clock, never client input.
+    struct Change {
+        var statement: String
+        var unchanged: String
+    }
+
+    static func change(_ action: InboxAction, at millis: Int64) -> Change {
+        let now = String(millis)
+        switch action {
+        case .read:
+            return Change(
+                statement: "UPDATE notice_recipient SET read_at = \(now), seen_at = COALESCE(seen_at, \(now))",
+                unchanged: "AND read_at IS NULL"
+            )
+        case .unread:
+            return Change(statement: "UPDATE notice_recipient SET read_at = NULL", unchanged: "AND read_at IS NOT NULL")
+        case .seen:
+            return Change(statement: "UPDATE notice_recipient SET seen_at = \(now)", unchanged: "AND seen_at IS NULL")
+        case .archive:
+            return Change(statement: "UPDATE notice_recipient SET archived_at = \(now)", unchanged: "AND archived_at IS NULL")
+        case .unarchive:
+            return Change(statement: "UPDATE notice_recipient SET archived_at = NULL", unchanged: "AND archived_at IS NOT NULL")
+        case .delete:
+            return Change(statement: "DELETE FROM notice_recipient", unchanged: "")
+        }
+    }
+
+    /// How a store writes the `n`th (1-based) statement parameter.
+    enum Dialect {
+        case sqlite, postgres
+        func parameter(_ n: Int) -> String { self == .sqlite ? "?" : "$\(n)" }
+    }
+
+    /// Counts a user's not-archived rows whose `state` (`read_at`, `seen_at`) is unset, at
+    /// most the limit: parameters user id, then category (with `byCategory`), then the limit.
+    /// It walks only the `notice_unread`/`notice_unseen` index (`NoticeStoreTests` checks
+    /// the plans), never more than limit entries of it.
+    static func countSQL(_ state: String, byCategory: Bool, _ dialect: Dialect) -> String {
+        let category = byCategory ? "AND category = \(dialect.parameter(2))" : ""
+        return """
+            SELECT count(*) FROM (SELECT 1 FROM notice_recipient WHERE recipient = \(dialect.parameter(1)) AND \(state) IS NULL \
+            AND archived_at IS NULL \(category) LIMIT \(dialect.parameter(byCategory ? 3 : 2))) counted
+            """
+    }
+
+    /// SQLite: a notice's body, once per notice id. A later message with the same id adds
+    /// recipients to the stored notice; it only replaces a body that has no recipient slot
+    /// (one moved from the one-table schema), so that its new recipients get their own id.
+    static let insertBody = """
+        INSERT INTO notice_body (notice_id, payload, recipient_offset, created_at, category, source_key, pushed)
+        VALUES (?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (notice_id) DO UPDATE SET payload = excluded.payload, recipient_offset = excluded.recipient_offset
+        WHERE notice_body.recipient_offset IS NULL AND excluded.recipient_offset IS NOT NULL
+        """
+
+    /// SQLite migration v5: from one table `notice` (one row per notice and recipient, each
+    /// with its JSON) to bodies and recipient rows, every row and its state kept. Each notice
+    /// id's body is the JSON of its first row; every moved row keeps its own JSON, so nothing
+    /// a user was shown changes. A moved row counts as seen if it was read or delivered (its
+    /// user was shown it, or at least its pop-up): the badge's "unseen" starts from now.
+    static let sqliteBodyOnce = """
+        CREATE TABLE notice_body (
+            notice_id INTEGER PRIMARY KEY,
+            payload TEXT NOT NULL,
+            recipient_offset INTEGER,
+            created_at INTEGER NOT NULL,
+            category TEXT,
+            source_key TEXT,
+            pushed INTEGER NOT NULL
+        );
+        CREATE TABLE notice_recipient (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            notice_id INTEGER NOT NULL,
+            recipient TEXT NOT NULL,
+            payload TEXT,
+            category TEXT,
+            pushed INTEGER NOT NULL,
+            delivered_at INTEGER,
+            seen_at INTEGER,
+            read_at INTEGER,
+            archived_at INTEGER,
+            UNIQUE (notice_id, recipient)
+        );
+        INSERT INTO notice_body (notice_id, payload, recipient_offset, created_at, category, source_key, pushed)
+            SELECT notice_id, payload, NULL, created_at, NULL, source_key, pushed FROM notice
+            WHERE seq IN (SELECT MIN(seq) FROM notice GROUP BY notice_id);
+        INSERT INTO notice_recipient (seq, notice_id, recipient, payload, category, pushed, delivered_at, seen_at, read_at)
+            SELECT seq, notice_id, recipient, payload, NULL, pushed, delivered_at, COALESCE(read_at, delivered_at), read_at
+            FROM notice ORDER BY seq;
+        DROP TABLE notice;
+        \(sharedIndexes.map { $0 + ";" }.joined(separator: "\n"))
+        """
+
+    /// The indexes of the body-once schema, the same on both stores. Each read names its
+    /// index's condition, so that both planners can use the partial ones.
+    static let sharedIndexes = [
+        "CREATE INDEX notice_body_created_at ON notice_body (created_at)",
+        "CREATE INDEX notice_body_source_key ON notice_body (source_key) WHERE source_key IS NOT NULL",
+        // The list (newest first), and the archive.
+        "CREATE INDEX notice_inbox ON notice_recipient (recipient, seq) WHERE archived_at IS NULL",
+        "CREATE INDEX notice_archive ON notice_recipient (recipient, seq) WHERE archived_at IS NOT NULL",
+        // Replay: most rows are delivered, so only the rest.
+        "CREATE INDEX notice_undelivered ON notice_recipient (recipient, seq) WHERE delivered_at IS NULL AND pushed = true",
+        // Counts, whole or per category: one index entry per counted row.
+        "CREATE INDEX notice_unread ON notice_recipient (recipient, category) WHERE read_at IS NULL AND archived_at IS NULL",
+        "CREATE INDEX notice_unseen ON notice_recipient (recipient, category) WHERE seen_at IS NULL AND archived_at IS NULL",
+    ]
+}

@@ -1,0 +1,139 @@
+import Foundation
+import NoticeCore
+import STOMP
+import Testing
+
+@testable import NoticeServer
+
+/// The inbox (SPEC §7): counts, state verbs over HTTP and STOMP, list filters — against the
+/// real service, broker and each store.
+@Suite struct InboxAPITests {
+    let api = NoticeAPITests()
+
+    func counts(_ server: TestServer, _ query: String = "", token: String = "alice") async throws -> [String: Any] {
+        let answer = try await api.call(server, "GET", "/api/notices/count\(query)", token: token)
+        #expect(answer.status == 200, "\(query)")
+        #expect(answer.headers["cache-control"] == "no-store")
+        return answer.json
+    }
+
+    func change(_ server: TestServer, _ body: String, token: String = "alice") async throws -> NoticeAPITests.Answer {
+        try await api.call(server, "POST", "/api/notices/state", token: token, body: body)
+    }
+
+    /// Publishes alice's (user 1) notices 1–4 (1, 2: hr; 3: it) and 5 to alice and bob.
+    func start(_ store: TestServer.Store) async throws -> TestServer {
+        let server = try await TestServer.start(try await TestServer.configuration(store: store))
+        let broker = await TestBroker()
+        let records =
+            [#"{"id":1,"userId":"1","category":"hr"}"#, #"{"id":2,"userId":"1","category":"hr"}"#]
+            + [#"{"id":3,"userId":"1","category":"it"}"#, #"{"id":4,"userId":1}"#, #"{"id":5,"userIds":["1","2"],"title":"both"}"#]
+        try await broker.publishAll(records, to: server.configuration.queue, window: 10)
+        try await server.waitForStored(6)
+        await broker.close()
+        return server
+    }
+
+    @Test(arguments: TestServer.Store.allCases)
+    func countsAndEveryVerbOverHTTP(_ store: TestServer.Store) async throws {
+        let server = try await start(store)
+        let initial = try await counts(server)
+        #expect(initial["unread"] as? Int == 5 && initial["unseen"] as? Int == 5 && initial["cap"] as? Int == 99)
+        #expect(initial["unreadCapped"] as? Bool == false && initial["unseenCapped"] as? Bool == false)
+        let hr = try await counts(server, "?category=hr")
+        #expect(hr["unread"] as? Int == 2 && hr["category"] as? String == "hr")
+        let capped = try await counts(server, "?cap=2")
+        #expect(capped["unread"] as? Int == 2 && capped["unreadCapped"] as? Bool == true && capped["cap"] as? Int == 2)
+
+        #expect(try await api.call(server, "POST", "/api/notices/1/seen", token: "alice").status == 204)
+        #expect(try await counts(server)["unseen"] as? Int == 4)
+        let upTo = try await change(server, #"{"action":"read","upTo":"3","category":"hr"}"#)
+        #expect(upTo.status == 200 && upTo.json["changed"] as? Int == 2)
+        #expect(try await counts(server, "?category=hr")["unread"] as? Int == 0)
+        #expect(try await api.call(server, "POST", "/api/notices/2/unread", token: "alice").status == 204)
+        #expect(try await counts(server, "?category=hr")["unread"] as? Int == 1)
+
+        let archived = try await change(server, #"{"action":"archive","ids":["1","2","90"]}"#)
+        #expect(archived.json["changed"] as? Int == 2)
+        #expect(api.ids(try await api.call(server, "GET", "/api/notices", token: "alice")) == ["5", "4", "3"])
+        let archive = try await api.call(server, "GET", "/api/notices?archived=true", token: "alice")
+        #expect(api.ids(archive) == ["2", "1"])
+        let item = try #require((archive.json["notices"] as? [[String: Any]])?.first)
+        #expect(item["category"] as? String == "hr")
+        #expect((item["archivedAt"] as? String)?.wholeMatch(of: /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/) != nil)
+        // Read (so seen), then unread: still seen.
+        #expect(item["seenAt"] is String && item["readAt"] is NSNull)
+        #expect(api.ids(try await api.call(server, "GET", "/api/notices?category=it", token: "alice")) == ["3"])
+        #expect(try await api.call(server, "POST", "/api/notices/1/unarchive", token: "alice").status == 204)
+        #expect(api.ids(try await api.call(server, "GET", "/api/notices", token: "alice")) == ["5", "4", "3", "1"])
+
+        // Deleting is alice's row only: bob keeps notice 5.
+        #expect(try await api.call(server, "POST", "/api/notices/5/delete", token: "alice").status == 204)
+        #expect(try await api.call(server, "POST", "/api/notices/5/delete", token: "alice").status == 404)
+        #expect(api.ids(try await api.call(server, "GET", "/api/notices", token: "bob")) == ["5"])
+        #expect(try await counts(server, token: "bob")["unread"] as? Int == 1)
+        let all = try await change(server, #"{"action":"read","all":true}"#)
+        #expect(all.json["changed"] as? Int == 3)
+        #expect(try await counts(server)["unread"] as? Int == 0)
+        #expect(try await counts(server, token: "bob")["unread"] as? Int == 1)
+        try await server.stop()
+    }
+
+    @Test func badRequestsSayWhyAndChangeNothing() async throws {
+        let server = try await start(.sqlite)
+        for bad in ["?cap=0", "?cap=10000", "?cap=x", "?category=", "?category=\(String(repeating: "c", count: 65))"] {
+            let answer = try await api.call(server, "GET", "/api/notices/count\(bad)", token: "alice")
+            #expect(answer.status == 400, "\(bad)")
+            #expect(answer.json["error"] as? String == "invalid_request")
+        }
+        for bad in ["archived=maybe", "category="] {
+            #expect(try await api.call(server, "GET", "/api/notices?\(bad)", token: "alice").status == 400, "\(bad)")
+        }
+        let reasons = [
+            ("not json", "not JSON"),
+            (#"{"action":"shred","all":true}"#, "action must be one of"),
+            (#"{"action":"read","upTo":"90"}"#, "upTo: no such notice"),
+            (#"{"action":"read","ids":[]}"#, "1 to 200"),
+        ]
+        for (body, reason) in reasons {
+            let answer = try await change(server, body)
+            #expect(answer.status == 400, "\(body)")
+            #expect((answer.json["message"] as? String)?.contains(reason) == true, "\(body): \(answer.json)")
+        }
+        #expect(try await change(server, #"{"action":"read","all":true,"pad":"\#(String(repeating: "x", count: 20_000))"}"#).status == 413)
+        let unknown = try await api.call(server, "POST", "/api/notices/1/shred", token: "alice")
+        #expect(unknown.status == 404 && (unknown.json["message"] as? String)?.contains("archive") == true)
+        for path in ["/api/notices/count"] {
+            #expect(try await api.call(server, "GET", path).status == 401)
+        }
+        for path in ["/api/notices/state", "/api/notices/1/archive"] {
+            #expect(try await api.call(server, "POST", path, body: #"{"action":"read","all":true}"#).status == 401)
+        }
+        #expect(try await counts(server)["unread"] as? Int == 5)
+        try await server.stop()
+    }
+
+    @Test(arguments: TestServer.Store.allCases)
+    func stateOverStompIsStoredBeforeItsReceipt(_ store: TestServer.Store) async throws {
+        let server = try await start(store)
+        let alice = try await server.subscribedClient(token: "alice", user: "1", extra: ["x-replay": "none"])
+        alice.send(
+            StompFrame(.send, headers: ["destination": "/app/notices/state", "receipt": "r1"], body: Array(#"{"action":"archive","upTo":"2"}"#.utf8))
+        )
+        #expect(await alice.frames.next()?.headers["receipt-id"] == "r1")
+        #expect(api.ids(try await api.call(server, "GET", "/api/notices", token: "alice")) == ["5", "4", "3"])
+        alice.send(
+            StompFrame(.send, headers: ["destination": "/app/notices/state", "receipt": "r2"], body: Array(#"{"action":"seen","all":true}"#.utf8))
+        )
+        #expect(await alice.frames.next()?.headers["receipt-id"] == "r2")
+        let after = try await counts(server)
+        #expect(after["unseen"] as? Int == 0 && after["unread"] as? Int == 3)
+        // A malformed command is an ERROR that says why, then the connection closes.
+        alice.send(StompFrame(.send, headers: ["destination": "/app/notices/state"], body: Array(#"{"action":"read"}"#.utf8)))
+        let error = try #require(await alice.frames.next())
+        #expect(error.command == .error)
+        #expect(String(decoding: error.body, as: UTF8.self).contains("exactly one of"))
+        #expect(await alice.waitUntilClosed())
+        try await server.stop()
+    }
+}

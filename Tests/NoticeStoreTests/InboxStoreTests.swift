@@ -1,0 +1,204 @@
+import Foundation
+import NoticeCore
+import Testing
+
+@testable import NoticeStore
+
+/// The inbox on each kind of store (SPEC §6, §7): a body stored once, state changes, counts
+/// from their indexes, and the move from the one-table schema.
+@Suite struct InboxStoreTests {
+    /// The rows the ingest pipeline would store for this record (the real validator and fan-out).
+    func rows(_ json: String, createdAt: Int64 = 1_000) throws -> (record: NoticeRecord, rows: [NoticeRow]) {
+        let record = try NoticeValidator().validate(Array(json.utf8)) { 1 }
+        let fanOut = NoticeFanOut([NoticeFanOut.Item(record: record, redelivered: false)], pushTargets: ["SYS"], createdAtMillis: createdAt)
+        return (record, fanOut.rows)
+    }
+
+    func notice(_ id: Int64, _ users: [String], category: String? = nil) throws -> [NoticeRow] {
+        let list = users.map { "\"\($0)\"" }.joined(separator: ",")
+        let category = category.map { #","category":"\#($0)""# } ?? ""
+        return try rows(#"{"id":\#(id),"userIds":[\#(list)],"title":"t\#(id)"\#(category)}"#).rows
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func aMulticastStoresItsBodyOnceAndEachRecipientGetsItsOwnJSON(_ kind: StoreKind) async throws {
+        let store = try await kind.makeStore()
+        let content = String(repeating: "0123456789", count: 6_000)
+        let tricky = "q\"uo\\te\u{1F600}"
+        let users = (0..<4_999).map { "u\($0)" } + [tricky]
+        let list = users.map { JSONValue.string($0).serialized }.joined(separator: ",")
+        let (record, batch) = try rows(#"{"id":"77","userIds":[\#(list)],"title":"all hands","content":"\#(content)"}"#)
+        #expect(batch.count == 5_000)
+        #expect(try await store.insert(batch).count == 5_000)
+        let storage = try await kind.storage(of: store)
+        #expect(storage.bodies == 1)
+        #expect(storage.rowsWithOwnPayload == 0)
+        // 60 KB once, not 300 MB: the body is the content and a few fields.
+        #expect(storage.bodyBytes > 60_000 && storage.bodyBytes < 61_000)
+        let createdAt = NoticeTimestamp.rfc3339(millis: 1_000)
+        for user in ["u0", "u4998", tricky] {
+            let stored = try #require(try await store.row(NoticeKey(noticeId: 77, recipient: user)))
+            #expect(stored.row.payload == record.payload(for: user, createdAt: createdAt))
+            let parsed = try JSONParser.parse(Array(stored.row.payload.utf8))
+            guard case .object(let object) = parsed else {
+                Issue.record("not an object")
+                continue
+            }
+            #expect(object["userId"] == .string(user))
+            #expect(object["userIds"] == nil)
+        }
+        #expect(try await store.undelivered(userId: "u17", limit: 5).map(\.payload) == [record.payload(for: "u17", createdAt: createdAt)])
+        try await store.close()
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func everyVerbOnIdsUpToAnIdAndAllOptionallyPerCategory(_ kind: StoreKind) async throws {
+        let store = try await kind.makeStore()
+        var batch: [NoticeRow] = []
+        for id in Int64(1)...6 {
+            let category: String? = id <= 3 ? "hr" : id <= 5 ? "it" : nil
+            batch += try notice(id, id <= 3 ? ["a", "b"] : ["a"], category: category)
+        }
+        batch += try notice(7, ["b"])
+        _ = try await store.insert(batch)
+        func apply(_ action: InboxAction, _ selection: InboxSelection, _ user: String = "a", at millis: Int64 = 5_000) async throws -> Int {
+            try await store.apply(InboxCommand(action: action, selection: selection), userId: user, at: millis)
+        }
+        func counts(_ user: String = "a", _ category: String? = nil) async throws -> NoticeCounts {
+            try await store.counts(userId: user, category: category, cap: 99)
+        }
+        func list(_ query: NoticeQuery) async throws -> [Int64] { try await store.notices(query).map(\.row.noticeId) }
+
+        #expect(try await counts() == NoticeCounts(unread: 6, unseen: 6, cap: 99))
+        #expect(try await apply(.seen, .ids([1, 2]), at: 1_111) == 2)
+        #expect(try await apply(.seen, .ids([1, 2])) == 0)
+        #expect(try await store.row(NoticeKey(noticeId: 1, recipient: "a"))?.seenAt == 1_111)
+        #expect(try await counts().unseen == 4)
+        // An id the user has no row for (99; 7 is b's) is skipped; read means seen as well.
+        #expect(try await apply(.read, .ids([2, 3, 99, 7]), at: 2_222) == 2)
+        #expect(try await counts() == NoticeCounts(unread: 4, unseen: 3, cap: 99))
+        let three = try #require(try await store.row(NoticeKey(noticeId: 3, recipient: "a")))
+        #expect(three.readAt == 2_222 && three.seenAt == 2_222)
+        #expect(try await store.row(NoticeKey(noticeId: 2, recipient: "a"))?.seenAt == 1_111)
+        #expect(try await apply(.unread, .ids([2])) == 1)
+        #expect(try await counts().unread == 5)
+        // Up to notice 4, category hr: 1 and 2 (3 is read already).
+        #expect(try await apply(.read, .upTo(4, category: "hr")) == 2)
+        #expect(try await counts("a", "hr") == NoticeCounts(unread: 0, unseen: 0, cap: 99))
+        #expect(try await counts("a", "it").unread == 2)
+        // Archived rows leave the list and the counts; the archive lists them.
+        #expect(try await apply(.archive, .upTo(5, category: nil), at: 3_333) == 5)
+        #expect(try await counts() == NoticeCounts(unread: 1, unseen: 1, cap: 99))
+        #expect(try await list(NoticeQuery(userId: "a")) == [6])
+        #expect(try await list(NoticeQuery(userId: "a", archived: true)) == [5, 4, 3, 2, 1])
+        #expect(try await list(NoticeQuery(userId: "a", archived: true, category: "it")) == [5, 4])
+        #expect(try await store.row(NoticeKey(noticeId: 5, recipient: "a"))?.archivedAt == 3_333)
+        #expect(try await apply(.unarchive, .ids([4])) == 1)
+        #expect(try await list(NoticeQuery(userId: "a")) == [6, 4])
+        #expect(try await list(NoticeQuery(userId: "a", unreadOnly: true, category: "it")) == [4])
+        // Deleting is the user's row only.
+        #expect(try await apply(.delete, .ids([6])) == 1)
+        #expect(try await store.row(NoticeKey(noticeId: 6, recipient: "a")) == nil)
+        #expect(try await apply(.read, .all(category: "it")) == 2)
+        #expect(try await counts().unread == 0)
+        // b was never touched.
+        #expect(try await counts("b") == NoticeCounts(unread: 4, unseen: 4, cap: 99))
+        #expect(try await apply(.read, .all(category: nil), "b") == 4)
+        #expect(try await counts("b").unread == 0)
+        await #expect(throws: NoticeStoreError.unknownCursor) { try await apply(.read, .upTo(7, category: nil)) }
+        await #expect(throws: NoticeStoreError.unknownCursor) { try await apply(.read, .upTo(42, category: nil)) }
+        // The legacy verb: found (also when read already), another user's is not.
+        #expect(try await store.markRead(noticeId: 4, userId: "a", at: 9_000))
+        #expect(try await store.markRead(noticeId: 7, userId: "a", at: 9_000) == false)
+        try await store.close()
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func countsStopAtTheCapAndMayBePerCategory(_ kind: StoreKind) async throws {
+        let store = try await kind.makeStore()
+        var batch: [NoticeRow] = []
+        for id in Int64(1)...30 { batch += try notice(id, ["a"], category: id <= 10 ? "hr" : nil) }
+        _ = try await store.insert(batch)
+        #expect(try await store.counts(userId: "a", category: nil, cap: 5) == NoticeCounts(unread: 6, unseen: 6, cap: 5))
+        #expect(try await store.counts(userId: "a", category: nil, cap: 100).unread == 30)
+        #expect(try await store.counts(userId: "a", category: "hr", cap: 100).unread == 10)
+        #expect(try await store.counts(userId: "a", category: "none", cap: 100).unread == 0)
+        // Absurd caps neither trap nor fail.
+        #expect(try await store.counts(userId: "a", category: nil, cap: .max).unread == 30)
+        #expect(try await store.counts(userId: "a", category: nil, cap: -3).unread == 1)
+        try await store.close()
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func countsAreAnsweredFromTheirIndexes(_ kind: StoreKind) async throws {
+        let store = try await kind.makeStore()
+        _ = try await store.insert(try notice(1, ["a"], category: "hr"))
+        for (state, index) in [("read_at", "notice_unread"), ("seen_at", "notice_unseen")] {
+            let whole = try await kind.plan(of: NoticeSchema.countSQL(state, byCategory: false, kind.dialect), ["a", "100"], on: store)
+            #expect(whole.contains(index), "\(whole)")
+            let byCategory = try await kind.plan(of: NoticeSchema.countSQL(state, byCategory: true, kind.dialect), ["a", "hr", "100"], on: store)
+            #expect(byCategory.contains(index), "\(byCategory)")
+        }
+        try await store.close()
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func theMoveFromOneTableKeepsEveryRowItsJSONAndItsState(_ kind: StoreKind) async throws {
+        let a7 = #"{"id":"7","userId":"a","title":"hi","createdAt":"1970-01-01T00:00:00.100Z"}"#
+        let b7 = #"{"id":"7","userId":"b","title":"hi","createdAt":"1970-01-01T00:00:00.100Z"}"#
+        let all8 = #"{"id":"8","broadcast":true}"#
+        let a9 = #"{"id":"9","userId":"a","sendTarget":"MAIL"}"#
+        let store = try await kind.makeOneTableStore(
+            """
+            INSERT INTO notice (notice_id, recipient, payload, created_at, delivered_at, read_at, source_key, pushed) VALUES
+                (7, 'a', '\(a7)', 100, 150, NULL, NULL, true),
+                (7, 'b', '\(b7)', 100, NULL, NULL, NULL, true),
+                (8, '', '\(all8)', 200, NULL, NULL, NULL, true),
+                (9, 'a', '\(a9)', 300, 310, 320, 'digest-9', false)
+            """
+        )
+        try await store.migrate()
+        #expect(try await store.count() == 4)
+        let storage = try await kind.storage(of: store)
+        #expect(storage.bodies == 3)
+        #expect(storage.rowsWithOwnPayload == 4)
+        let first = try #require(try await store.row(NoticeKey(noticeId: 7, recipient: "a")))
+        #expect(first.row.payload == a7)
+        #expect(first.deliveredAt == 150 && first.seenAt == 150 && first.readAt == nil && first.archivedAt == nil)
+        #expect(first.row.createdAt == 100 && first.row.pushed)
+        let second = try #require(try await store.row(NoticeKey(noticeId: 7, recipient: "b")))
+        #expect(second.row.payload == b7)
+        #expect(second.deliveredAt == nil && second.seenAt == nil)
+        #expect(try await store.row(NoticeKey(noticeId: 8, recipient: nil))?.row.payload == all8)
+        let mail = try #require(try await store.row(NoticeKey(noticeId: 9, recipient: "a")))
+        #expect(mail.row.payload == a9 && !mail.row.pushed && mail.readAt == 320 && mail.seenAt == 320)
+        #expect(try await store.noticeIds(forSourceKeys: ["digest-9"]) == ["digest-9": 9])
+        #expect(try await store.undelivered(userId: "b", limit: 10).map(\.payload) == [b7])
+        #expect(try await store.counts(userId: "a", category: nil, cap: 99) == NoticeCounts(unread: 1, unseen: 0, cap: 99))
+        #expect(try await store.counts(userId: "b", category: nil, cap: 99) == NoticeCounts(unread: 1, unseen: 1, cap: 99))
+
+        // New rows go after the moved ones; notice 7 sent on to c gets c's own JSON (its moved
+        // body had no recipient slot), and a and b keep exactly what they had.
+        let (record, more) = try rows(#"{"id":"7","userIds":["c"],"title":"hi again"}"#, createdAt: 400)
+        _ = try await store.insert(more + notice(10, ["a"]))
+        #expect(try await store.notices(NoticeQuery(userId: "a")).map(\.row.noticeId) == [10, 9, 7])
+        let c7 = try #require(try await store.row(NoticeKey(noticeId: 7, recipient: "c")))
+        #expect(c7.row.payload == record.payload(for: "c", createdAt: NoticeTimestamp.rfc3339(millis: 400)))
+        #expect(try await store.row(NoticeKey(noticeId: 7, recipient: "a"))?.row.payload == a7)
+        #expect(try await store.row(NoticeKey(noticeId: 7, recipient: "b"))?.row.payload == b7)
+        // Retention still takes a notice with all its rows.
+        #expect(try await store.purge(createdBefore: 150, limit: 10) == 1)
+        #expect(try await store.row(NoticeKey(noticeId: 7, recipient: "c")) == nil)
+        #expect(try await store.count() == 3)
+        try await store.close()
+    }
+}
+
+extension StoreKind {
+    var dialect: NoticeSchema.Dialect {
+        switch self {
+        case .sqlite: .sqlite
+        case .postgres: .postgres
+        }
+    }
+}
