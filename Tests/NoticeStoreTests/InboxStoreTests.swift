@@ -139,6 +139,16 @@ import Testing
             let byCategory = try await kind.plan(of: NoticeSchema.countSQL(state, byCategory: true, kind.dialect), ["a", "hr", "100"], on: store)
             #expect(byCategory.contains(index), "\(byCategory)")
         }
+        // The shapes of replay's and the list's reads (each store writes them as here).
+        let p = kind.dialect.parameter
+        let replay =
+            "SELECT \(NoticeSchema.columns) WHERE r.recipient = \(p(1)) AND r.delivered_at IS NULL AND r.pushed = true ORDER BY r.seq DESC LIMIT \(p(2))"
+        let replayPlan = try await kind.plan(of: replay, ["a", "100"], on: store)
+        #expect(replayPlan.contains("notice_undelivered"), "\(replayPlan)")
+        let list =
+            "SELECT \(NoticeSchema.columns) WHERE r.recipient = \(p(1)) AND r.seq < \(p(2)) AND r.archived_at IS NULL ORDER BY r.seq DESC LIMIT \(p(3))"
+        let listPlan = try await kind.plan(of: list, ["a", "1000", "50"], on: store)
+        #expect(listPlan.contains("notice_inbox"), "\(listPlan)")
         try await store.close()
     }
 
