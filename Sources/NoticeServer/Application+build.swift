@@ -60,10 +60,16 @@ public func buildService(
         metrics: metrics,
         logger: logger
     )
+    // Inbox state changes reach the user's sessions here and, through the relay, on other nodes.
+    let inbox = InboxChanges(store: store) { [hub, relay] events in
+        hub.publish(events)
+        relay?.forward(events)
+    }
     let stomp = StompEnvironment(
         hub: hub,
         verifier: tokens.verifier,
         store: store,
+        inbox: inbox,
         marks: marks,
         presence: relay,
         session: configuration.session,

@@ -70,6 +70,7 @@ struct NoticeRoutes {
         NoticeAPIRoutes(
             verifier: stomp.verifier,
             store: stomp.store,
+            inbox: stomp.inbox,
             connection: connection,
             queue: configuration.queue,
             publishScope: configuration.publishScope,

@@ -26,8 +26,13 @@ extension SessionDriver {
     }
 
     /// After every frame of `outgoing` was written.
-    private func delivered(_ outgoing: Outgoing) {
+    private mutating func delivered(_ outgoing: Outgoing) {
         if outgoing.marksDelivered { environment.marks.record(outgoing.notice.key) }
+        // An inbox event, or a new notice of the user's own: the counts moved.
+        let notice = outgoing.notice
+        if session.hasEventsSubscription, notice.kind == .inbox || (!notice.isBroadcast && notice.key.recipient == session.principal?.userId) {
+            countsDue = true
+        }
     }
 
     /// Writes a live notice, waiting for the transport if it must.
@@ -35,15 +40,15 @@ extension SessionDriver {
         let outgoing = outgoing(notice)
         for frame in outgoing.frames {
             guard await write(frame) else { return false }
-            pushed(notice)
+            if notice.kind == .notice { pushed(notice) }
         }
         delivered(outgoing)
         return true
     }
 
-    /// Whether a notice can be delivered without suspending: connected, and the transport
-    /// takes more now.
-    var canDeliverNow: Bool { session.state == .connected && outbound.isReadyNow }
+    /// Whether a notice can be delivered without suspending: connected, the transport takes
+    /// more now, and no events subscription would want counts read from the store after it.
+    var canDeliverNow: Bool { session.state == .connected && outbound.isReadyNow && !session.hasEventsSubscription }
 
     /// ``deliver(_:)`` without suspending (after ``canDeliverNow``); `false` when the transport
     /// turned out closed.
@@ -52,7 +57,7 @@ extension SessionDriver {
         for frame in outgoing.frames {
             guard outbound.sendNow(frame) else { return false }
             lastSent = .now
-            pushed(notice)
+            if notice.kind == .notice { pushed(notice) }
         }
         delivered(outgoing)
         return true
@@ -87,6 +92,26 @@ extension SessionDriver {
                 "replayed stored notices",
                 metadata: ["stomp.subscription": "\(subscriptionId)", "notice.count": "\(delivery.frames.count)"]
             )
+        }
+        return true
+    }
+
+    /// Reads the user's counts and sends them on one events subscription, or every one
+    /// (`nil`); `false` once the transport is closed. A store that is down skips them (logged):
+    /// the next change sends them again.
+    mutating func sendCounts(subscriptionId: String?) async -> Bool {
+        countsDue = false
+        guard let userId = session.principal?.userId else { return true }
+        let counts: NoticeCounts
+        do {
+            counts = try await environment.store.counts(userId: userId, category: nil, cap: NoticeCounts.defaultCap)
+        } catch {
+            if Task.isCancelled || error is CancellationError { return false }
+            logger.warning("counts skipped: the store is unavailable", metadata: ["error": "\(error)"])
+            return true
+        }
+        for frame in session.counts(counts, subscriptionId: subscriptionId) {
+            guard await write(StompEncoder.encode(frame, version: session.version)) else { return false }
         }
         return true
     }

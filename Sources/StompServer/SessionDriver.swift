@@ -18,6 +18,9 @@ struct SessionDriver: Sendable {
     let openedAt = ContinuousClock.now
     var lastReceived = ContinuousClock.now
     var lastSent = ContinuousClock.now
+    /// The user's counts changed (an inbox event, a new notice) and an events subscription
+    /// should hear: sent once the mailbox is empty, so a burst of changes costs one query.
+    var countsDue = false
 
     var environment: StompEnvironment { connection.environment }
 
@@ -130,6 +133,8 @@ struct SessionDriver: Sendable {
                 guard await replay(subscriptionId: subscriptionId) else { return false }
             case .changeInbox(let command):
                 await changeInbox(command)
+            case .sendCounts(let subscriptionId):
+                guard await sendCounts(subscriptionId: subscriptionId) else { return false }
             }
         }
         return session.state != .closed
@@ -162,7 +167,7 @@ struct SessionDriver: Sendable {
     private func changeInbox(_ command: InboxCommand) async {
         guard let user = session.principal?.userId else { return }
         do {
-            _ = try await environment.store.apply(command, userId: user, at: Int64(Date().timeIntervalSince1970 * 1000))
+            _ = try await environment.inbox.apply(command, userId: user, at: Int64(Date().timeIntervalSince1970 * 1000))
         } catch {
             logger.warning("could not change inbox state", metadata: ["inbox.action": "\(command.action.rawValue)", "error": "\(error)"])
         }

@@ -223,6 +223,13 @@ public final class StompConnection: NoticeSink, ConnectionTimersOwner, BurstMail
                 await end(driver)
                 return
             }
+            // Counts after the last of a run of changes, not after each.
+            if driver.countsDue, mailbox.waitingCount == 0 {
+                guard await driver.sendCounts(subscriptionId: nil), !Task.isCancelled else {
+                    await end(driver)
+                    return
+                }
+            }
         }
     }
 

@@ -17,6 +17,8 @@ public final class StompEnvironment: Sendable {
     public let hub: DeliveryHub
     public let verifier: any TokenVerifier
     public let store: any NoticeStore
+    /// Inbox state changes (`SEND /app/notices/state`), announced to the user's sessions.
+    public let inbox: InboxChanges
     public let marks: DeliveryMarks
     public let presence: (any UserPresence)?
     public let session: StompSession.Configuration
@@ -36,6 +38,7 @@ public final class StompEnvironment: Sendable {
         hub: DeliveryHub,
         verifier: any TokenVerifier,
         store: any NoticeStore,
+        inbox: InboxChanges,
         marks: DeliveryMarks,
         presence: (any UserPresence)?,
         session: StompSession.Configuration,
@@ -50,6 +53,7 @@ public final class StompEnvironment: Sendable {
         self.hub = hub
         self.verifier = verifier
         self.store = store
+        self.inbox = inbox
         self.marks = marks
         self.presence = presence
         self.session = session

@@ -17,10 +17,10 @@ extension StompSession {
     public mutating func messages(for notice: PushNotice) -> Delivery {
         guard state == .connected, let principal else { return Delivery(frames: [], deliveredOnWrite: false) }
         var delivery = Delivery(frames: [], deliveredOnWrite: false)
-        for index in subscriptions.indices where Self.takes(subscriptions[index].feed, notice.key, userId: principal.userId) {
+        for index in subscriptions.indices where Self.takes(subscriptions[index].feed, notice, userId: principal.userId) {
             if subscriptions[index].replayed.remove(notice.key) != nil { continue }
             delivery.frames.append(message(notice, on: subscriptions[index]))
-            if subscriptions[index].ackMode == .auto { delivery.deliveredOnWrite = true }
+            if subscriptions[index].ackMode == .auto, notice.kind == .notice { delivery.deliveredOnWrite = true }
         }
         return delivery
     }
@@ -33,15 +33,40 @@ extension StompSession {
             return Delivery(frames: [], deliveredOnWrite: false)
         }
         var delivery = Delivery(frames: [], deliveredOnWrite: subscriptions[index].ackMode == .auto)
-        for notice in notices where Self.takes(subscriptions[index].feed, notice.key, userId: principal.userId) {
+        for notice in notices where Self.takes(subscriptions[index].feed, notice, userId: principal.userId) {
             guard subscriptions[index].replayed.insert(notice.key).inserted else { continue }
             delivery.frames.append(message(notice, on: subscriptions[index]))
         }
         return delivery
     }
 
+    /// Whether the session has a subscription to the events destination.
+    public var hasEventsSubscription: Bool { subscriptions.contains { $0.feed == .events } }
+
+    /// MESSAGE frames with the user's counts (``NoticeCounts/json(category:type:)``, type
+    /// `counts`) for one events subscription, or every one (`nil`).
+    public mutating func counts(_ counts: NoticeCounts, subscriptionId: String?) -> [StompFrame] {
+        guard state == .connected, let userId = principal?.userId else { return [] }
+        let event = PushNotice.inboxEvent(counts.json(type: "counts"), for: userId)
+        return subscriptions.indices
+            .filter { subscriptions[$0].feed == .events && (subscriptionId == nil || subscriptions[$0].id == subscriptionId) }
+            .map { message(event, on: subscriptions[$0]) }
+    }
+
     private mutating func message(_ notice: PushNotice, on subscription: Subscription) -> StompFrame {
         messageCounter += 1
+        guard notice.kind == .notice else {
+            // An event: nothing to deliver or acknowledge (an ACK of it settles nothing).
+            let messageId = "event-\(sessionId)-\(messageCounter)"
+            var headers: StompHeaders = [
+                "destination": subscription.destination,
+                "subscription": subscription.id,
+                "message-id": messageId,
+                "content-type": "application/json;charset=UTF-8",
+            ]
+            if subscription.ackMode != .auto, version == .v1_2 { headers.add("ack", messageId) }
+            return StompFrame(.message, headers: headers, body: Array(notice.payload.utf8)).withContentLength()
+        }
         let messageId = "\(notice.key.noticeId)-\(sessionId)-\(messageCounter)"
         var headers: StompHeaders = [
             "destination": subscription.destination,
@@ -58,11 +83,14 @@ extension StompSession {
         return StompFrame(.message, headers: headers, body: Array(notice.payload.utf8)).withContentLength()
     }
 
-    /// Whether a subscription of this feed receives the notice with this key.
-    private static func takes(_ feed: Feed, _ key: NoticeKey, userId: String) -> Bool {
-        switch feed {
-        case .remind: key.recipient == nil || key.recipient == userId
-        case .broadcast: key.recipient == nil
+    /// Whether a subscription of this feed receives the notice.
+    private static func takes(_ feed: Feed, _ notice: PushNotice, userId: String) -> Bool {
+        let key = notice.key
+        switch (feed, notice.kind) {
+        case (.remind, .notice): return key.recipient == nil || key.recipient == userId
+        case (.broadcast, .notice): return key.recipient == nil
+        case (.events, .inbox): return key.recipient == userId
+        case (.remind, .inbox), (.broadcast, .inbox), (.events, .notice): return false
         }
     }
 }

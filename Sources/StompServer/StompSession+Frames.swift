@@ -69,7 +69,13 @@ extension StompSession {
         if state == .connected, let receipt = frame.headers["receipt"] {
             // A SUBSCRIBE's receipt comes before its replay: the client knows it is subscribed,
             // then receives what was stored for it, then live notices.
-            let replay = actions.firstIndex { if case .replay = $0 { true } else { false } }
+            // So does a counts message on an events subscription.
+            let replay = actions.firstIndex {
+                switch $0 {
+                case .replay, .sendCounts: true
+                default: false
+                }
+            }
             actions.insert(.send(StompFrame(.receipt, headers: ["receipt-id": receipt])), at: replay ?? actions.endIndex)
         }
         return actions
@@ -96,8 +102,16 @@ extension StompSession {
         }
         let replay = frame.headers["x-replay"] != "none"
         subscriptions.append(Subscription(id: id, destination: destination, feed: feed, ackMode: ackMode, replay: replay))
-        // Only the user's own remind feed has anything to replay (broadcasts have no per-user state).
-        return replay && feed == .remind ? [.replay(subscriptionId: id)] : []
+        switch feed {
+        case .remind:
+            // Only the user's own remind feed has anything to replay (broadcasts have no per-user state).
+            return replay ? [.replay(subscriptionId: id)] : []
+        case .broadcast:
+            return []
+        case .events:
+            // The counts first: every event after them is a change to what they say.
+            return [.sendCounts(subscriptionId: id)]
+        }
     }
 
     /// Takes an ACKed or NACKed message off the unacknowledged list, with the earlier ones of
@@ -131,6 +145,8 @@ extension StompSession {
             return .remind
         case "/topic/notice":
             return .broadcast
+        case "/user/notice/events":
+            return .events
         default:
             return nil
         }

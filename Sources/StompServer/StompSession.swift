@@ -39,6 +39,9 @@ public struct StompSession: Sendable {
         case authenticate(token: String?)
         /// Change the user's inbox state (`SEND /app/notices/read`, `SEND /app/notices/state`).
         case changeInbox(InboxCommand)
+        /// Read the user's counts from the store and send them with ``counts(_:subscriptionId:)``
+        /// on this events subscription (a SUBSCRIBE to `/user/notice/events`).
+        case sendCounts(subscriptionId: String)
         /// Record these notices as delivered (they were ACKed).
         case markDelivered([NoticeKey])
         /// Read the user's undelivered notices from the store and hand them to
@@ -69,6 +72,8 @@ public struct StompSession: Sendable {
         case remind
         /// Broadcasts only (`/topic/notice`).
         case broadcast
+        /// The user's inbox events and counts (`/user/notice/events`, docs/inbox.md).
+        case events
     }
 
     /// One SUBSCRIBE.

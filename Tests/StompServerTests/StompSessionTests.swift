@@ -216,3 +216,40 @@ import Testing
         #expect(StompSession.bearerToken(["Authorization": "Basic abc"]) == nil)
     }
 }
+
+@Suite struct StompSessionEventsTests {
+    let base = StompSessionTests()
+
+    @Test func anEventsSubscriptionGetsItsReceiptThenTheCounts() {
+        var session = base.connected()
+        let actions = session.receive(StompFrame(.subscribe, headers: ["id": "ev", "destination": "/user/notice/events", "receipt": "r"]))
+        #expect(actions == [.send(StompFrame(.receipt, headers: ["receipt-id": "r"])), .sendCounts(subscriptionId: "ev")])
+        #expect(session.hasEventsSubscription)
+        let frames = session.counts(NoticeCounts(unread: 120, unseen: 3, cap: 99), subscriptionId: "ev")
+        #expect(frames.count == 1)
+        #expect(frames.first?.headers["destination"] == "/user/notice/events")
+        #expect(frames.first?.headers["notice-id"] == nil)
+        #expect(
+            frames.first?.bodyText == #"{"type":"counts","unread":99,"unseen":3,"unreadCapped":true,"unseenCapped":false,"cap":99}"#
+        )
+    }
+
+    @Test func eventsAndNoticesEachGoToTheirOwnSubscriptions() {
+        var session = base.connected(as: "7")
+        _ = session.receive(StompFrame(.subscribe, headers: ["id": "remind", "destination": "/notice/7/remind", "x-replay": "none"]))
+        _ = session.receive(StompFrame(.subscribe, headers: ["id": "ev", "destination": "/user/notice/events", "ack": "client"]))
+        let event = PushNotice.inboxEvent(InboxCommand(action: .archive, selection: .ids([5])).event, for: "7")
+        let delivery = session.messages(for: event)
+        #expect(delivery.frames.map { $0.headers["subscription"] } == ["ev"])
+        #expect(delivery.frames.first?.bodyText == #"{"type":"archived","ids":["5"]}"#)
+        // Nothing to deliver, nothing to ACK: an event is not a notice.
+        #expect(!delivery.deliveredOnWrite)
+        let ack = delivery.frames.first?.headers["ack"] ?? ""
+        #expect(session.receive(StompFrame(.ack, headers: ["id": ack])) == [])
+        // Another user's event, and a notice, are not for the events subscription.
+        #expect(session.messages(for: PushNotice.inboxEvent(.object(JSONObject()), for: "8")).frames.isEmpty)
+        let notice = session.messages(for: PushNotice(key: NoticeKey(noticeId: 9, recipient: "7"), payload: "{}"))
+        #expect(notice.frames.map { $0.headers["subscription"] } == ["remind"])
+        #expect(notice.deliveredOnWrite)
+    }
+}

@@ -107,3 +107,76 @@ public struct NoticeCounts: Sendable, Hashable {
     /// What badges show by default ("99+").
     public static let defaultCap = 99
 }
+
+extension InboxCommand {
+    /// The event every session of the user receives on the events destination once the
+    /// command changed something: `{"type":"read","ids":["1"]}`, `{"type":"archived","upTo":"9",
+    /// "category":"hr"}`, `{"type":"deleted","all":true}` (docs/inbox.md).
+    public var event: JSONValue {
+        var members: [(String, JSONValue)] = [("type", .string(action.eventType))]
+        switch selection {
+        case .ids(let ids):
+            members.append(("ids", .array(ids.map { .string(String($0)) })))
+        case .upTo(let id, let category):
+            members.append(("upTo", .string(String(id))))
+            if let category { members.append(("category", .string(category))) }
+        case .all(let category):
+            members.append(("all", .bool(true)))
+            if let category { members.append(("category", .string(category))) }
+        }
+        return .object(JSONObject(members))
+    }
+}
+
+extension InboxAction {
+    /// The `type` of its event: what happened.
+    public var eventType: String {
+        switch self {
+        case .read: "read"
+        case .unread: "unread"
+        case .seen: "seen"
+        case .archive: "archived"
+        case .unarchive: "unarchived"
+        case .delete: "deleted"
+        }
+    }
+}
+
+extension NoticeCounts {
+    /// The counts as the API and the events destination show them: each at most ``cap``,
+    /// flagged when there are more.
+    public func json(category: String? = nil, type: String? = nil) -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if let type { members.append(("type", .string(type))) }
+        members += [
+            ("unread", .number(String(min(unread, cap)))),
+            ("unseen", .number(String(min(unseen, cap)))),
+            ("unreadCapped", .bool(unread > cap)),
+            ("unseenCapped", .bool(unseen > cap)),
+            ("cap", .number(String(cap))),
+        ]
+        if let category { members.append(("category", .string(category))) }
+        return .object(JSONObject(members))
+    }
+}
+
+/// Applies inbox commands to the store and, when one changed something, tells every session
+/// of the user on every node (`announce`: this node's hub and the cluster relay). The one
+/// path for HTTP and STOMP.
+public struct InboxChanges: Sendable {
+    public let store: any NoticeStore
+    private let announce: @Sendable ([PushNotice]) -> Void
+
+    public init(store: any NoticeStore, announce: @escaping @Sendable ([PushNotice]) -> Void) {
+        self.store = store
+        self.announce = announce
+    }
+
+    /// ``NoticeStore/apply(_:userId:at:)``, then the event (if any row changed).
+    @discardableResult
+    public func apply(_ command: InboxCommand, userId: String, at millis: Int64) async throws -> Int {
+        let changed = try await store.apply(command, userId: userId, at: millis)
+        if changed > 0 { announce([.inboxEvent(command.event, for: userId)]) }
+        return changed
+    }
+}

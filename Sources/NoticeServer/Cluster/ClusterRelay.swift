@@ -22,6 +22,8 @@ final class ClusterRelay: Service, UserPresence, Sendable, CustomStringConvertib
     static let originHeader = "x-notice-origin"
     static let noticeIdHeader = "x-notice-id"
     static let recipientHeader = "x-notice-recipient"
+    /// `inbox` on an inbox event (``PushNotice/Kind/inbox``); absent on a notice.
+    static let kindHeader = "x-notice-kind"
 
     let exchange: String
     let nodeId: String
@@ -144,6 +146,7 @@ final class ClusterRelay: Service, UserPresence, Sendable, CustomStringConvertib
                 .init(key: Self.noticeIdHeader, value: .text(String(notice.key.noticeId))),
             ])
             if let recipient = notice.key.recipient { headers.entries.append(.init(key: Self.recipientHeader, value: .text(recipient))) }
+            if notice.kind == .inbox { headers.entries.append(.init(key: Self.kindHeader, value: .text("inbox"))) }
             let message = AMQPMessage(body: Array(notice.payload.utf8), properties: AMQPProperties(contentType: "application/json", headers: headers))
             let routingKey = notice.key.recipient.map(Self.routingKey(forUser:)) ?? "broadcast"
             connection.publish(message, exchange: exchange, routingKey: routingKey) { [logger] result in
@@ -160,14 +163,25 @@ final class ClusterRelay: Service, UserPresence, Sendable, CustomStringConvertib
 
     // MARK: In
 
-    /// Decodes a forwarded notice; `nil` for one of this node's own or one that is malformed.
+    /// Decodes a forwarded notice or inbox event; `nil` for one of this node's own or one that
+    /// is malformed (an inbox event without a recipient, or of a kind this node does not know).
     func notice(from delivery: AMQPDelivery) -> PushNotice? {
         let headers = delivery.message.properties.headers
         guard headers?[Self.originHeader]?.textValue != nodeId,
             let idText = headers?[Self.noticeIdHeader]?.textValue, let noticeId = Int64(idText)
         else { return nil }
         let recipient = headers?[Self.recipientHeader]?.textValue
-        return PushNotice(key: NoticeKey(noticeId: noticeId, recipient: recipient), payload: String(decoding: delivery.message.body, as: UTF8.self))
+        let kind: PushNotice.Kind
+        switch headers?[Self.kindHeader]?.textValue {
+        case nil: kind = .notice
+        case "inbox" where recipient != nil: kind = .inbox
+        default: return nil
+        }
+        return PushNotice(
+            key: NoticeKey(noticeId: noticeId, recipient: recipient),
+            payload: String(decoding: delivery.message.body, as: UTF8.self),
+            kind: kind
+        )
     }
 
     func run() async throws {

@@ -10,6 +10,8 @@ import RabbitMQ
 struct NoticeAPIRoutes: Sendable {
     let verifier: any TokenVerifier
     let store: any NoticeStore
+    /// State changes go through here, so that the user's sessions hear of them.
+    let inbox: InboxChanges
     let connection: RabbitMQConnection
     let queue: String
     let publishScope: String
@@ -70,15 +72,7 @@ struct NoticeAPIRoutes: Sendable {
         } catch {
             throw Self.storeUnavailable
         }
-        var members: [(String, JSONValue)] = [
-            ("unread", .number(String(min(counts.unread, cap)))),
-            ("unseen", .number(String(min(counts.unseen, cap)))),
-            ("unreadCapped", .bool(counts.unread > cap)),
-            ("unseenCapped", .bool(counts.unseen > cap)),
-            ("cap", .number(String(cap))),
-        ]
-        if let category { members.append(("category", .string(category))) }
-        return Self.json(.object(JSONObject(members)))
+        return Self.json(counts.json(category: category))
     }
 
     /// `POST /api/notices/state` with an ``InboxCommand`` body: 200 `{"changed": n}`.
@@ -100,7 +94,7 @@ struct NoticeAPIRoutes: Sendable {
         }
         let changed: Int
         do {
-            changed = try await store.apply(command, userId: principal.userId, at: Self.nowMillis())
+            changed = try await inbox.apply(command, userId: principal.userId, at: Self.nowMillis())
         } catch NoticeStoreError.unknownCursor {
             throw APIError(status: .badRequest, error: "invalid_request", message: "upTo: no such notice")
         } catch {
@@ -127,7 +121,7 @@ struct NoticeAPIRoutes: Sendable {
         let found: Bool
         do {
             let key = NoticeKey(noticeId: noticeId, recipient: principal.userId)
-            let changed = try await store.apply(
+            let changed = try await inbox.apply(
                 InboxCommand(action: action, selection: .ids([noticeId])),
                 userId: principal.userId,
                 at: Self.nowMillis()
