@@ -39,6 +39,8 @@ final class SessionCounters: Sendable {
     let ready = Atomic<Int>(0)
     let failed = Atomic<Int>(0)
     let received = Atomic<Int>(0)
+    /// MESSAGEs on the events destination (`--events`): counts, not notices.
+    let events = Atomic<Int>(0)
     let closed = Atomic<Int>(0)
 
     var settled: Int { ready.load(ordering: .relaxed) + failed.load(ordering: .relaxed) }

@@ -52,6 +52,7 @@ extension NoticeBench {
         Report.line("publish_per_s", Double(publisher.confirmedCount) / publishSeconds, digits: 0)
         Report.line("received", received)
         Report.line("lost", max(0, count - received))
+        if events { Report.line("counts_messages", client.counters.events.load(ordering: .relaxed)) }
         Report.percentiles("latency", samples)
         if let latenciesFile { try Report.write(samples, to: latenciesFile) }
         if let timelineFile {

@@ -61,6 +61,7 @@ struct NoticeBench: AsyncParsableCommand {
     @Option(help: "broadcasts to send (broadcast)") var `repeat` = 5
     @Option(help: "CONNECTs in flight (connect)") var concurrency = 16
     @Flag(help: "connect: a new token per CONNECT (cold cache) instead of one token") var cold = false
+    @Flag(help: "notice: sessions also subscribe to /user/notice/events (counts after every notice)") var events = false
     @Option(help: "basic.qos prefetch of the bare consumer") var prefetch: UInt16 = 256
     @Option(help: "port of auth-stub") var port = 18181
     @Option(help: "seconds allowed for opening all sessions") var openTimeout = 600
@@ -94,6 +95,7 @@ struct NoticeBench: AsyncParsableCommand {
             fixedToken: fixedToken,
             subscribes: subscribes,
             broadcast: mode == .broadcast,
+            events: events,
             sourceAddresses: sources
         )
     }

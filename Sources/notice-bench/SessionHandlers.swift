@@ -141,6 +141,8 @@ final class StompSessionHandler: ChannelInboundHandler {
             while let output = try decoder!.next() {
                 guard case .frame(let frame) = output else { continue }
                 switch frame.command {
+                case .message where frame.headers["subscription"] == SessionPlan.eventsSubscription:
+                    counters.events.add(1, ordering: .relaxed)
                 case .message:
                     record(frame.body)
                 case .connected:

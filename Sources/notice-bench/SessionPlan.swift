@@ -23,10 +23,22 @@ final class SessionPlan: Sendable {
     let subscribes: Bool
     /// Web-STOMP only: also subscribe to the broadcast routing key.
     let broadcast: Bool
+    /// notice-service only: also subscribe to `/user/notice/events` (subscription id `events`):
+    /// each session then gets the user's counts after its notices.
+    let events: Bool
     /// First local address is 127.0.0.2; sessions rotate over this many (each has ~28k ports).
     let sourceAddresses: Int
 
-    init(url: String, target: Target, run: String, fixedToken: String?, subscribes: Bool, broadcast: Bool, sourceAddresses: Int) throws {
+    init(
+        url: String,
+        target: Target,
+        run: String,
+        fixedToken: String?,
+        subscribes: Bool,
+        broadcast: Bool,
+        events: Bool = false,
+        sourceAddresses: Int
+    ) throws {
         guard url.hasPrefix("ws://") else { throw BenchError("only ws:// URLs: \(url)") }
         let rest = url.dropFirst(5)
         let authority = rest.prefix { $0 != "/" }
@@ -41,6 +53,7 @@ final class SessionPlan: Sendable {
         self.fixedToken = fixedToken
         self.subscribes = subscribes
         self.broadcast = broadcast
+        self.events = events && target == .notice
         self.sourceAddresses = max(1, min(250, sourceAddresses))
     }
 
@@ -76,12 +89,21 @@ final class SessionPlan: Sendable {
             destinations = ["/exchange/\(Self.webStompExchange)/user.\(user)"]
             if broadcast { destinations.append("/exchange/\(Self.webStompExchange)/broadcast") }
         }
-        return destinations.enumerated().map { index, destination in
-            var headers: StompHeaders = ["id": String(index), "destination": destination]
-            if index == destinations.count - 1 { headers.add("receipt", "ready") }
-            return StompEncoder.encode(StompFrame(.subscribe, headers: headers), version: .v1_2)
+        var frames: [[UInt8]] = []
+        if events {
+            let headers: StompHeaders = ["id": Self.eventsSubscription, "destination": "/user/notice/events"]
+            frames.append(StompEncoder.encode(StompFrame(.subscribe, headers: headers), version: .v1_2))
         }
+        return frames
+            + destinations.enumerated().map { index, destination in
+                var headers: StompHeaders = ["id": String(index), "destination": destination]
+                if index == destinations.count - 1 { headers.add("receipt", "ready") }
+                return StompEncoder.encode(StompFrame(.subscribe, headers: headers), version: .v1_2)
+            }
     }
+
+    /// The subscription id of the events destination (its MESSAGEs are counted apart).
+    static let eventsSubscription = "events"
 
     /// The topic exchange Web-STOMP sessions subscribe to and the publisher sends to.
     static let webStompExchange = "notice.deliver"
