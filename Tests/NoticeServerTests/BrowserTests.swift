@@ -101,3 +101,72 @@ import Testing
         """
     }
 }
+
+/// The demo page's inbox in real browsers (docs/inbox.md): a badge from the events
+/// destination's counts, and "mark all read" in one tab clearing it in the other.
+@Suite(.serialized) struct DemoInboxBrowserTests {
+    @Test func markAllReadInOneTabClearsTheBadgeInTheOther() async throws {
+        try #require(
+            HeadlessChromium.isInstalled,
+            "Chromium is missing at \(HeadlessChromium.executable): scripts/bootstrap installs Debian's chromium"
+        )
+        var configuration = TestServer.configuration()
+        configuration.demo = true
+        let server = try await TestServer.start(configuration)
+        let page = try await PageServer.start(files: [:])
+        let broker = await TestBroker()
+        let records = (1...3).map { #"{"id":\#($0),"userId":"1","title":"Meeting \#($0)","content":"Room \#($0)"}"# }
+        try await broker.publishAll(records, to: server.configuration.queue, window: 10)
+        try await server.waitForStored(3)
+        let base = "http://127.0.0.1:\(server.port)/?token=alice"
+
+        // Two tabs of alice's, each reporting every badge value it shows.
+        let report = "&report=http://127.0.0.1:\(page.port)/report"
+        let tabA = try HeadlessChromium(url: base + report + "&tab=A")
+        defer { tabA.stop() }
+        var seen: [String] = []
+        func waitFor(_ wanted: String) async -> Bool {
+            if seen.contains(wanted) { return true }
+            while let next = await page.reports.next(timeout: .seconds(45)) {
+                seen.append(next)
+                if next == wanted { return true }
+            }
+            return false
+        }
+        #expect(await waitFor("A:badge:3"), "reports: \(seen); chromium: \(tabA.logTail)")
+        // Tab B loads the same inbox and presses "Mark all read": tab A's badge clears.
+        let tabB = try HeadlessChromium(url: base + report + "&tab=B&then=read-all")
+        defer { tabB.stop() }
+        #expect(await waitFor("B:badge:0"), "reports: \(seen); chromium: \(tabB.logTail)")
+        #expect(await waitFor("A:badge:0"), "tab A never cleared its badge; reports: \(seen); chromium: \(tabA.logTail)")
+        // A new notice raises it again in both.
+        try await broker.publish(#"{"id":4,"userId":"1","title":"Lunch at noon","content":"Canteen"}"#, to: server.configuration.queue)
+        #expect(await waitFor("A:badge:1"), "reports: \(seen)")
+        #expect(await waitFor("B:badge:1"), "reports: \(seen)")
+        // A tab opened now shows the same, fetched at load (the DOM after it ran).
+        let dom = try await HeadlessChromium.run(url: base, extra: ["--virtual-time-budget=10000", "--dump-dom"])
+        #expect(dom.contains(#"<span id="badge" class="badge" title="unread">1</span>"#), "\(dom.suffix(3000))")
+        #expect(dom.components(separatedBy: #"<li class="unread">"#).count == 2, "one unread notice listed")
+        #expect(dom.components(separatedBy: #"<li class="read">"#).count == 4, "three read ones")
+
+        // The screenshot: what a person sees (kept beside the test's other output).
+        let screenshot = FileManager.default.temporaryDirectory.appendingPathComponent("notice-demo-inbox-\(UUID().uuidString).png")
+        _ = try await HeadlessChromium.run(
+            url: base,
+            extra: ["--virtual-time-budget=10000", "--window-size=900,700", "--hide-scrollbars", "--screenshot=\(screenshot.path)"]
+        )
+        let png = try Data(contentsOf: screenshot)
+        #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]), "a PNG")
+        // IHDR: width and height, big-endian, at bytes 16–23.
+        let width = png.count > 24 ? png[16..<20].reduce(0) { $0 << 8 | Int($1) } : 0
+        let height = png.count > 24 ? png[20..<24].reduce(0) { $0 << 8 | Int($1) } : 0
+        #expect(width == 900 && height == 700)
+        // Not blank: a page with a badge, a list and buttons compresses to well over 10 KB.
+        #expect(png.count > 10_000)
+        try? FileManager.default.removeItem(at: screenshot)
+
+        await broker.close()
+        try await page.stop()
+        try await server.stop()
+    }
+}

@@ -1,4 +1,11 @@
-/// The demo page: plain HTML and a few lines of STOMP over WebSocket, no libraries.
+/// The demo page: plain HTML and a few lines of STOMP over WebSocket, no libraries. It shows
+/// the pop-up of each live notice (the legacy remind destination) and the inbox: a badge from
+/// the events destination's counts, the list from the HTTP API, mark read (one, or all), and
+/// every change made in another tab as it happens (docs/inbox.md).
+///
+/// For scripted checks: `?token=<dev token>` connects at once, `?report=<url>` sends each
+/// badge value to `<url>?m=<tab>:badge:<n>` (`?tab=`, default `tab`), `?then=read-all` marks
+/// all read once the inbox loaded.
 enum DemoPage {
     static let html = #"""
         <!doctype html>
@@ -17,6 +24,13 @@ enum DemoPage {
           #notices li { border: 1px solid #ddd; border-left: 4px solid #2a6ad3; border-radius: 4px; padding: .5rem .8rem; margin: .4rem 0; }
           #notices li .meta { color: #777; font-size: .8rem; }
           #toast { position: fixed; right: 1rem; top: 1rem; background: #2a6ad3; color: #fff; padding: .8rem 1rem; border-radius: 6px; display: none; }
+          h2 .badge { display: inline-block; min-width: 1.4em; padding: 0 .4em; border-radius: 1em; background: #d32a2a; color: #fff; font-size: .9rem; text-align: center; vertical-align: middle; }
+          h2 .badge.zero { background: #aaa; }
+          h2 button { font-size: .85rem; margin-left: .6rem; vertical-align: middle; }
+          #inbox { list-style: none; padding: 0; }
+          #inbox li { display: flex; justify-content: space-between; align-items: center; border-bottom: 1px solid #eee; padding: .35rem .2rem; }
+          #inbox li.unread strong::before { content: "● "; color: #2a6ad3; }
+          #inbox li.read { color: #888; }
         </style>
         </head>
         <body>
@@ -36,12 +50,21 @@ enum DemoPage {
             <button>Publish</button>
           </form>
         </fieldset>
-        <h2>Reminders</h2>
+        <h2>Inbox <span id="badge" class="badge zero" title="unread">0</span>
+          <button id="readAll" disabled>Mark all read</button></h2>
+        <ul id="inbox"></ul>
+        <h2>Live reminders</h2>
         <ul id="notices"></ul>
         <div id="toast"></div>
         <script>
         const $ = id => document.getElementById(id);
-        let ws = null, users = [];
+        // liveCounts: the events destination has sent counts, which then win over any fetched.
+        let ws = null, users = [], token = null, inboxLoaded = false, liveCounts = false;
+        const params = new URLSearchParams(location.search);
+        const api = (method, path, body) => fetch(path, {
+          method, headers: Object.assign({ Authorization: 'Bearer ' + token }, body ? { 'Content-Type': 'application/json' } : {}),
+          body: body ? JSON.stringify(body) : undefined
+        });
         fetch('/demo/users').then(r => r.json()).then(list => {
           users = list;
           for (const u of list) {
@@ -50,8 +73,8 @@ enum DemoPage {
           }
           $('to').add(new Option('everyone (broadcast)', '*'));
           // /?token=<dev token> connects straight away (handy for scripted checks).
-          const token = new URLSearchParams(location.search).get('token');
-          if (token && list.some(u => u.token === token)) { $('user').value = token; $('connect').onclick(); }
+          const given = params.get('token');
+          if (given && list.some(u => u.token === given)) { $('user').value = given; $('connect').onclick(); }
         });
         function frame(command, headers, body) {
           let text = command + '\n';
@@ -68,7 +91,7 @@ enum DemoPage {
         function setStatus(text, on) { $('status').textContent = text; $('status').className = on ? 'on' : ''; }
         $('connect').onclick = () => {
           if (ws) ws.close();
-          const token = $('user').value;
+          token = $('user').value;
           const userId = users.find(u => u.token === token).userId;
           ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws', ['v12.stomp', 'v11.stomp']);
           let buffer = '';
@@ -84,8 +107,15 @@ enum DemoPage {
               if (f.command === 'CONNECTED') {
                 setStatus('connected as user ' + f.headers['user-name'], true);
                 ws.send(frame('SUBSCRIBE', { id: 'sub-0', destination: '/notice/' + userId + '/remind' }));
+                // Counts now, then every change the user makes in any tab, then counts again.
+                ws.send(frame('SUBSCRIBE', { id: 'events', destination: '/user/notice/events' }));
+                loadInbox();
+              } else if (f.command === 'MESSAGE' && f.headers.subscription === 'events') {
+                const event = JSON.parse(f.body);
+                if (event.type === 'counts') { liveCounts = true; setBadge(event); } else loadInbox();
               } else if (f.command === 'MESSAGE') {
                 show(JSON.parse(f.body));
+                loadInbox();
               } else if (f.command === 'ERROR') {
                 setStatus('error: ' + f.headers.message, false);
               }
@@ -94,6 +124,36 @@ enum DemoPage {
           ws.onclose = () => setStatus('disconnected', false);
           setInterval(() => ws && ws.readyState === 1 && ws.send('\n'), 10000);
         };
+        function setBadge(counts) {
+          const text = counts.unreadCapped ? counts.cap + '+' : String(counts.unread);
+          $('badge').textContent = text;
+          $('badge').className = 'badge' + (counts.unread ? '' : ' zero');
+          const report = params.get('report');
+          if (report) fetch(report + '?m=' + encodeURIComponent((params.get('tab') || 'tab') + ':badge:' + text), { mode: 'no-cors' });
+        }
+        function loadInbox() {
+          if (!liveCounts) api('GET', '/api/notices/count').then(r => r.json()).then(counts => { if (!liveCounts) setBadge(counts); });
+          api('GET', '/api/notices?limit=20').then(r => r.json()).then(page => {
+            $('inbox').replaceChildren(...page.notices.map(item => {
+              const li = document.createElement('li');
+              li.className = item.readAt ? 'read' : 'unread';
+              li.innerHTML = '<span><strong></strong> <span class="meta"></span></span>';
+              li.querySelector('strong').textContent = item.notice.title || '(no title)';
+              li.querySelector('.meta').textContent = 'id ' + item.id;
+              if (!item.readAt) {
+                const button = document.createElement('button');
+                button.textContent = 'Mark read';
+                button.onclick = () => api('POST', '/api/notices/' + item.id + '/read');
+                li.append(button);
+              }
+              return li;
+            }));
+            $('readAll').disabled = !page.notices.some(item => !item.readAt);
+            if (!inboxLoaded && params.get('then') === 'read-all') $('readAll').onclick();
+            inboxLoaded = true;
+          });
+        }
+        $('readAll').onclick = () => api('POST', '/api/notices/state', { action: 'read', all: true });
         function show(n) {
           const li = document.createElement('li');
           li.innerHTML = '<strong></strong><div></div><div class="meta"></div>';
