@@ -1,3 +1,4 @@
+import Foundation
 import NoticeCore
 
 /// The SQL both stores share: the body-once schema (SPEC §6) and its statements.
@@ -14,9 +15,18 @@ enum NoticeSchema {
     static let columns = """
         r.notice_id, r.recipient, COALESCE(r.payload, b.payload) AS payload,
         CASE WHEN r.payload IS NULL THEN b.recipient_offset END AS recipient_offset,
-        b.created_at, r.category, r.pushed, r.delivered_at, r.seen_at, r.read_at, r.archived_at
+        b.created_at, r.category, r.pushed, r.delivered_at, r.seen_at, r.read_at, r.archived_at, r.expires_at, r.collapse_key
         FROM notice_recipient r JOIN notice_body b ON b.notice_id = r.notice_id
         """
+
+    /// The store's clock, Unix ms: what has expired is decided by the node that reads.
+    static func nowMillis() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+    /// The condition of a row that has not expired at `now` (a number of the store's own, never
+    /// client input), for `r` or the unqualified table.
+    static func live(_ now: Int64, table: String = "r.") -> String {
+        "(\(table)expires_at IS NULL OR \(table)expires_at > \(now))"
+    }
 
     /// What an inbox action sets, as `UPDATE …`/`DELETE …` text to which the caller appends
     /// `WHERE <selection>` and then ``Change/unchanged`` (so that a row already in that state
@@ -53,24 +63,36 @@ enum NoticeSchema {
         func parameter(_ n: Int) -> String { self == .sqlite ? "?" : "$\(n)" }
     }
 
-    /// Counts a user's not-archived rows whose `state` (`read_at`, `seen_at`) is unset, at
+    /// Counts a user's not-archived, not-expired rows whose `state` (`read_at`, `seen_at`) is unset, at
     /// most the limit: parameters user id, then category (with `byCategory`), then the limit.
     /// It walks only the `notice_unread`/`notice_unseen` index (`NoticeStoreTests` checks
     /// the plans), never more than limit entries of it.
-    static func countSQL(_ state: String, byCategory: Bool, _ dialect: Dialect) -> String {
+    static func countSQL(_ state: String, byCategory: Bool, _ dialect: Dialect, now: Int64) -> String {
         let category = byCategory ? "AND category = \(dialect.parameter(2))" : ""
+        // SQLite without statistics may prefer the list's index for the whole count: name the
+        // count's (an error, not a silent scan, should it ever not fit).
+        let index = dialect == .sqlite ? "INDEXED BY \(state == "read_at" ? "notice_unread" : "notice_unseen")" : ""
         return """
-            SELECT count(*) FROM (SELECT 1 FROM notice_recipient WHERE recipient = \(dialect.parameter(1)) AND \(state) IS NULL \
-            AND archived_at IS NULL \(category) LIMIT \(dialect.parameter(byCategory ? 3 : 2))) counted
+            SELECT count(*) FROM (SELECT 1 FROM notice_recipient \(index) WHERE recipient = \(dialect.parameter(1)) AND \(state) IS NULL \
+            AND archived_at IS NULL \(category) AND \(live(now, table: "")) LIMIT \(dialect.parameter(byCategory ? 3 : 2))) counted
             """
+    }
+
+    /// A notice's totals of user rows: recipients, delivered, seen, read (the notice id is
+    /// the one parameter, written `placeholder`).
+    static func receiptTotals(_ placeholder: String) -> String {
+        """
+        SELECT count(*), count(delivered_at), count(seen_at), count(read_at) FROM notice_recipient
+        WHERE notice_id = \(placeholder) AND recipient <> ''
+        """
     }
 
     /// SQLite: a notice's body, once per notice id. A later message with the same id adds
     /// recipients to the stored notice; it only replaces a body that has no recipient slot
     /// (one moved from the one-table schema), so that its new recipients get their own id.
     static let insertBody = """
-        INSERT INTO notice_body (notice_id, payload, recipient_offset, created_at, category, source_key, pushed)
-        VALUES (?, ?, ?, ?, ?, ?, ?)
+        INSERT INTO notice_body (notice_id, payload, recipient_offset, created_at, category, expires_at, collapse_key, source_key, pushed)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT (notice_id) DO UPDATE SET payload = excluded.payload, recipient_offset = excluded.recipient_offset
         WHERE notice_body.recipient_offset IS NULL AND excluded.recipient_offset IS NOT NULL
         """
@@ -87,6 +109,8 @@ enum NoticeSchema {
             recipient_offset INTEGER,
             created_at INTEGER NOT NULL,
             category TEXT,
+            expires_at INTEGER,
+            collapse_key TEXT,
             source_key TEXT,
             pushed INTEGER NOT NULL
         );
@@ -101,6 +125,8 @@ enum NoticeSchema {
             seen_at INTEGER,
             read_at INTEGER,
             archived_at INTEGER,
+            expires_at INTEGER,
+            collapse_key TEXT,
             UNIQUE (notice_id, recipient)
         );
         INSERT INTO notice_body (notice_id, payload, recipient_offset, created_at, category, source_key, pushed)
@@ -124,7 +150,10 @@ enum NoticeSchema {
         // Replay: most rows are delivered, so only the rest.
         "CREATE INDEX notice_undelivered ON notice_recipient (recipient, seq) WHERE delivered_at IS NULL AND pushed = true",
         // Counts, whole or per category: one index entry per counted row.
-        "CREATE INDEX notice_unread ON notice_recipient (recipient, category) WHERE read_at IS NULL AND archived_at IS NULL",
-        "CREATE INDEX notice_unseen ON notice_recipient (recipient, category) WHERE seen_at IS NULL AND archived_at IS NULL",
+        // (expires_at is in them so that an expired row is skipped without reading the row.)
+        "CREATE INDEX notice_unread ON notice_recipient (recipient, category, expires_at) WHERE read_at IS NULL AND archived_at IS NULL",
+        "CREATE INDEX notice_unseen ON notice_recipient (recipient, category, expires_at) WHERE seen_at IS NULL AND archived_at IS NULL",
+        // A newer notice with the same collapse key replaces the user's unread one.
+        "CREATE INDEX notice_collapse ON notice_recipient (recipient, collapse_key) WHERE collapse_key IS NOT NULL AND read_at IS NULL",
     ]
 }

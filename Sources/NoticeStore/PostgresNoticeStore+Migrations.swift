@@ -60,6 +60,8 @@ extension PostgresNoticeStore {
                     recipient_offset integer,
                     created_at bigint NOT NULL,
                     category text,
+                    expires_at bigint,
+                    collapse_key text,
                     source_key text,
                     pushed boolean NOT NULL
                 )
@@ -76,6 +78,8 @@ extension PostgresNoticeStore {
                     seen_at bigint,
                     read_at bigint,
                     archived_at bigint,
+                    expires_at bigint,
+                    collapse_key text,
                     UNIQUE (notice_id, recipient)
                 )
                 """,

@@ -70,12 +70,16 @@ public final class PostgresNoticeStore: NoticeStore, Service {
         let offsets = bodies.map { $0.body.recipientOffset ?? -1 }
         let createdAts = bodies.map(\.createdAt)
         let bodyCategories = bodies.map { $0.category ?? "" }
+        let bodyExpiries = bodies.map { $0.expiresAt ?? -1 }
+        let bodyCollapseKeys = bodies.map { $0.collapseKey ?? "" }
         let sourceKeys = bodies.map { $0.sourceKey ?? "" }
         let bodyPushed = bodies.map(\.pushed)
         let rowIds = batch.map(\.noticeId)
         let recipients = batch.map { $0.recipient ?? "" }
         let categories = batch.map { $0.category ?? "" }
         let pushed = batch.map(\.pushed)
+        let expiries = batch.map { $0.expiresAt ?? -1 }
+        let collapseKeys = batch.map { $0.recipient == nil ? "" : $0.collapseKey ?? "" }
         // One statement is one transaction; unnest keeps the batch's order, so seq follows it.
         // The UPDATE and the body INSERT in WITH run once, to completion, whether or not the
         // main INSERT reads them. The UPDATE marks rows committed by earlier batches (an empty
@@ -89,18 +93,26 @@ public final class PostgresNoticeStore: NoticeStore, Service {
                     WHERE notice_recipient.notice_id = marked.notice_id AND notice_recipient.recipient = marked.recipient
                         AND notice_recipient.delivered_at IS NULL
                 ), bodies AS (
-                    INSERT INTO notice_body (notice_id, payload, recipient_offset, created_at, category, source_key, pushed)
-                    SELECT id, payload, NULLIF(recipient_offset, -1)::integer, created_at, NULLIF(category, ''), NULLIF(source_key, ''), pushed
+                    INSERT INTO notice_body (notice_id, payload, recipient_offset, created_at, category, expires_at, collapse_key, source_key, pushed)
+                    SELECT id, payload, NULLIF(recipient_offset, -1)::integer, created_at, NULLIF(category, ''), NULLIF(expires_at, -1),
+                        NULLIF(collapse_key, ''), NULLIF(source_key, ''), pushed
                     FROM unnest(\(ids)::bigint[], \(payloads)::text[], \(offsets)::bigint[], \(createdAts)::bigint[], \(bodyCategories)::text[],
-                        \(sourceKeys)::text[], \(bodyPushed)::boolean[])
-                        AS body(id, payload, recipient_offset, created_at, category, source_key, pushed)
+                        \(bodyExpiries)::bigint[], \(bodyCollapseKeys)::text[], \(sourceKeys)::text[], \(bodyPushed)::boolean[])
+                        AS body(id, payload, recipient_offset, created_at, category, expires_at, collapse_key, source_key, pushed)
                     ON CONFLICT (notice_id) DO UPDATE SET payload = excluded.payload, recipient_offset = excluded.recipient_offset
                     WHERE notice_body.recipient_offset IS NULL AND excluded.recipient_offset IS NOT NULL
+                ), collapsed AS (
+                    DELETE FROM notice_recipient USING unnest(\(rowIds)::bigint[], \(recipients)::text[], \(collapseKeys)::text[])
+                        AS newer(id, recipient, collapse_key)
+                    WHERE newer.collapse_key <> '' AND notice_recipient.recipient = newer.recipient
+                        AND notice_recipient.collapse_key = newer.collapse_key AND notice_recipient.read_at IS NULL
+                        AND notice_recipient.notice_id <> newer.id
                 )
-                INSERT INTO notice_recipient (notice_id, recipient, category, pushed)
-                SELECT id, recipient, NULLIF(category, ''), pushed
-                FROM unnest(\(rowIds)::bigint[], \(recipients)::text[], \(categories)::text[], \(pushed)::boolean[])
-                    AS batch(id, recipient, category, pushed)
+                INSERT INTO notice_recipient (notice_id, recipient, category, pushed, expires_at, collapse_key)
+                SELECT id, recipient, NULLIF(category, ''), pushed, NULLIF(expires_at, -1), NULLIF(collapse_key, '')
+                FROM unnest(\(rowIds)::bigint[], \(recipients)::text[], \(categories)::text[], \(pushed)::boolean[], \(expiries)::bigint[],
+                    \(collapseKeys)::text[])
+                    AS batch(id, recipient, category, pushed, expires_at, collapse_key)
                 ON CONFLICT (notice_id, recipient) DO NOTHING
                 RETURNING notice_id, recipient
                 """,
@@ -147,6 +159,8 @@ public final class PostgresNoticeStore: NoticeStore, Service {
 
     public func apply(_ command: InboxCommand, userId: String, at millis: Int64) async throws -> Int {
         let change = NoticeSchema.change(command.action, at: millis)
+        // An expired row is out of the inbox: no command changes it.
+        let live = NoticeSchema.live(millis, table: "")
         // `cursor` is the upTo notice's row (one row, or none: unknown); the other selections
         // read a constant so that one statement shape answers both.
         var cursorId: Int64 = -1
@@ -173,7 +187,7 @@ public final class PostgresNoticeStore: NoticeStore, Service {
         let query = PostgresQuery(
             unsafeSQL: """
                 WITH cursor AS (SELECT seq FROM notice_recipient WHERE notice_id = $4 AND recipient = $1),
-                    changed AS (\(change.statement) WHERE recipient = $1 \(selection) \(change.unchanged) RETURNING 1)
+                    changed AS (\(change.statement) WHERE recipient = $1 \(selection) AND \(live) \(change.unchanged) RETURNING 1)
                 SELECT (SELECT count(*) FROM cursor), (SELECT count(*) FROM changed), $2::bigint[] IS NOT NULL, $3::text IS NOT NULL
                 """,
             binds: bindings
@@ -196,10 +210,11 @@ public final class PostgresNoticeStore: NoticeStore, Service {
         if let category { bindings.append(category) }
         bindings.append(limit)
         let byCategory = category != nil
+        let now = NoticeSchema.nowMillis()
         let query = PostgresQuery(
             unsafeSQL: """
-                SELECT (\(NoticeSchema.countSQL("read_at", byCategory: byCategory, .postgres))),
-                    (\(NoticeSchema.countSQL("seen_at", byCategory: byCategory, .postgres)))
+                SELECT (\(NoticeSchema.countSQL("read_at", byCategory: byCategory, .postgres, now: now))),
+                    (\(NoticeSchema.countSQL("seen_at", byCategory: byCategory, .postgres, now: now)))
                 """,
             binds: bindings
         )
@@ -218,7 +233,8 @@ public final class PostgresNoticeStore: NoticeStore, Service {
                 connection.query(
                     """
                     SELECT \(unescaped: NoticeSchema.columns)
-                    WHERE r.recipient = \(userId) AND r.delivered_at IS NULL AND r.pushed = true ORDER BY r.seq DESC LIMIT \(limit)
+                    WHERE r.recipient = \(userId) AND r.delivered_at IS NULL AND r.pushed = true
+                        AND \(unescaped: NoticeSchema.live(NoticeSchema.nowMillis())) ORDER BY r.seq DESC LIMIT \(limit)
                     """,
                     logger: logger
                 )
@@ -240,6 +256,7 @@ public final class PostgresNoticeStore: NoticeStore, Service {
                 upperSeq = seq
             }
             var filter = query.archived ? "AND r.archived_at IS NOT NULL" : "AND r.archived_at IS NULL"
+            filter += " AND \(NoticeSchema.live(NoticeSchema.nowMillis()))"
             if query.unreadOnly { filter += " AND r.read_at IS NULL" }
             if query.category != nil { filter += " AND r.category = $3" }
             var bindings = PostgresBindings()
@@ -272,6 +289,49 @@ public final class PostgresNoticeStore: NoticeStore, Service {
                     logger: logger
                 )
             ).first
+        }
+    }
+
+    public func recall(noticeId: Int64) async throws -> [String]? {
+        try await perform("recall") { connection, logger in
+            let result = try await connection.query(
+                """
+                WITH recipients AS (DELETE FROM notice_recipient WHERE notice_id = \(noticeId) RETURNING recipient),
+                    bodies AS (DELETE FROM notice_body WHERE notice_id = \(noticeId) RETURNING 1)
+                SELECT (SELECT count(*) FROM bodies),
+                    COALESCE((SELECT array_agg(recipient) FROM recipients WHERE recipient <> ''), ARRAY[]::text[])
+                """,
+                logger: logger
+            )
+            guard let (found, recipients) = try await result.decode((Int64, [String]).self).first(where: { _ in true }), found > 0 else {
+                return nil
+            }
+            return recipients
+        }
+    }
+
+    public func receipts(noticeId: Int64, after: String?, limit: Int) async throws -> NoticeReceipts? {
+        let after = after ?? ""
+        return try await perform("receipts") { connection, logger in
+            let exists = try await connection.query("SELECT 1 FROM notice_body WHERE notice_id = \(noticeId)", logger: logger)
+            guard try await exists.decode(Int32.self).first(where: { _ in true }) != nil else { return nil }
+            var bindings = PostgresBindings()
+            bindings.append(noticeId)
+            let totals = try await connection.query(PostgresQuery(unsafeSQL: NoticeSchema.receiptTotals("$1"), binds: bindings), logger: logger)
+            guard let (recipients, delivered, seen, read) = try await totals.decode((Int64, Int64, Int64, Int64).self).first(where: { _ in true })
+            else { return nil }
+            let rows = try await connection.query(
+                """
+                SELECT recipient, delivered_at, seen_at, read_at FROM notice_recipient
+                WHERE notice_id = \(noticeId) AND recipient COLLATE "C" > \(after) ORDER BY recipient COLLATE "C" LIMIT \(Int64(limit))
+                """,
+                logger: logger
+            )
+            var page: [NoticeReceipts.Recipient] = []
+            for try await (user, deliveredAt, seenAt, readAt) in rows.decode((String, Int64?, Int64?, Int64?).self) {
+                page.append(NoticeReceipts.Recipient(userId: user, deliveredAt: deliveredAt, seenAt: seenAt, readAt: readAt))
+            }
+            return NoticeReceipts(recipients: Int(recipients), delivered: Int(delivered), seen: Int(seen), read: Int(read), page: page)
         }
     }
 
@@ -352,9 +412,9 @@ public final class PostgresNoticeStore: NoticeStore, Service {
     /// Rows of ``NoticeSchema/columns``.
     static func storedRows(_ rows: PostgresRowSequence) async throws -> [StoredNoticeRow] {
         var result: [StoredNoticeRow] = []
-        for try await (id, recipient, payload, offset, createdAt, category, pushed, deliveredAt, seenAt, readAt, archivedAt) in rows.decode(
-            (Int64, String, String, Int32?, Int64, String?, Bool, Int64?, Int64?, Int64?, Int64?).self
-        ) {
+        for try await (id, recipient, payload, offset, createdAt, category, pushed, deliveredAt, seenAt, readAt, archivedAt, expiresAt, collapseKey)
+            in rows.decode((Int64, String, String, Int32?, Int64, String?, Bool, Int64?, Int64?, Int64?, Int64?, Int64?, String?).self)
+        {
             result.append(
                 StoredNoticeRow(
                     row: NoticeRow(
@@ -363,6 +423,8 @@ public final class PostgresNoticeStore: NoticeStore, Service {
                         body: NoticeBody(template: payload, recipientOffset: offset.map(Int.init)),
                         createdAt: createdAt,
                         category: category,
+                        expiresAt: expiresAt,
+                        collapseKey: collapseKey,
                         pushed: pushed
                     ),
                     deliveredAt: deliveredAt,

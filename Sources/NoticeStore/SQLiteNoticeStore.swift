@@ -92,19 +92,30 @@ public final class SQLiteNoticeStore: NoticeStore {
                 let body = try db.cachedStatement(sql: NoticeSchema.insertBody)
                 let recipient = try db.cachedStatement(
                     sql: """
-                        INSERT INTO notice_recipient (notice_id, recipient, category, pushed) VALUES (?, ?, ?, ?)
+                        INSERT INTO notice_recipient (notice_id, recipient, category, pushed, expires_at, collapse_key) VALUES (?, ?, ?, ?, ?, ?)
                         ON CONFLICT (notice_id, recipient) DO NOTHING
+                        """
+                )
+                let collapse = try db.cachedStatement(
+                    sql: """
+                        DELETE FROM notice_recipient
+                        WHERE recipient = ? AND collapse_key = ? AND collapse_key IS NOT NULL AND read_at IS NULL AND notice_id <> ?
                         """
                 )
                 var bodies = Set<Int64>()
                 for row in rows {
                     if bodies.insert(row.noticeId).inserted {
                         try body.execute(arguments: [
-                            row.noticeId, row.body.template, row.body.recipientOffset, row.createdAt, row.category, row.sourceKey, row.pushed,
+                            row.noticeId, row.body.template, row.body.recipientOffset, row.createdAt, row.category, row.expiresAt,
+                            row.collapseKey, row.sourceKey, row.pushed,
                         ])
                     }
-                    try recipient.execute(arguments: [row.noticeId, row.recipient ?? "", row.category, row.pushed])
-                    if db.changesCount > 0 { inserted.insert(row.key) }
+                    try recipient.execute(arguments: [row.noticeId, row.recipient ?? "", row.category, row.pushed, row.expiresAt, row.collapseKey])
+                    guard db.changesCount > 0 else { continue }
+                    inserted.insert(row.key)
+                    if let key = row.collapseKey, let user = row.recipient {
+                        try collapse.execute(arguments: [user, key, row.noticeId])
+                    }
                 }
             }
             try Self.markDelivered(delivered, at: millis, in: db)
@@ -168,6 +179,8 @@ public final class SQLiteNoticeStore: NoticeStore {
                 }
             }
             let change = NoticeSchema.change(command.action, at: millis)
+            // An expired row is out of the inbox: no command changes it.
+            selection += " AND \(NoticeSchema.live(millis, table: ""))"
             try db.execute(sql: "\(change.statement) WHERE \(selection) \(change.unchanged)", arguments: arguments)
             return db.changesCount
         }
@@ -175,11 +188,12 @@ public final class SQLiteNoticeStore: NoticeStore {
 
     public func counts(userId: String, category: String?, cap: Int) async throws -> NoticeCounts {
         let limit = max(0, min(cap, Int.max - 1)) + 1
+        let now = NoticeSchema.nowMillis()
         return try await pool.read { db in
             func count(_ state: String) throws -> Int {
                 try Int.fetchOne(
                     db,
-                    sql: NoticeSchema.countSQL(state, byCategory: category != nil, .sqlite),
+                    sql: NoticeSchema.countSQL(state, byCategory: category != nil, .sqlite, now: now),
                     arguments: category.map { [userId, $0, limit] } ?? [userId, limit]
                 ) ?? 0
             }
@@ -193,7 +207,7 @@ public final class SQLiteNoticeStore: NoticeStore {
                 db,
                 sql: """
                     SELECT \(NoticeSchema.columns) WHERE r.recipient = ? AND r.delivered_at IS NULL AND r.pushed = true
-                    ORDER BY r.seq DESC LIMIT ?
+                    AND \(NoticeSchema.live(NoticeSchema.nowMillis())) ORDER BY r.seq DESC LIMIT ?
                     """,
                 arguments: [userId, limit]
             ).reversed().map { Self.storedRow($0).row }
@@ -215,6 +229,7 @@ public final class SQLiteNoticeStore: NoticeStore {
             }
             var arguments: StatementArguments = [query.userId, upperSeq]
             var filter = query.archived ? "AND r.archived_at IS NOT NULL" : "AND r.archived_at IS NULL"
+            filter += " AND \(NoticeSchema.live(NoticeSchema.nowMillis()))"
             if query.unreadOnly { filter += " AND r.read_at IS NULL" }
             if let category = query.category {
                 filter += " AND r.category = ?"
@@ -236,6 +251,36 @@ public final class SQLiteNoticeStore: NoticeStore {
                 sql: "SELECT \(NoticeSchema.columns) WHERE r.notice_id = ? AND r.recipient = ?",
                 arguments: [key.noticeId, key.recipient ?? ""]
             ).map(Self.storedRow)
+        }
+    }
+
+    public func recall(noticeId: Int64) async throws -> [String]? {
+        try await write(rows: 1) { db in
+            guard try Int.fetchOne(db, sql: "SELECT 1 FROM notice_body WHERE notice_id = ?", arguments: [noticeId]) != nil else { return nil }
+            let recipients = try String.fetchAll(
+                db,
+                sql: "SELECT recipient FROM notice_recipient WHERE notice_id = ? AND recipient <> ''",
+                arguments: [noticeId]
+            )
+            try db.execute(sql: "DELETE FROM notice_recipient WHERE notice_id = ?", arguments: [noticeId])
+            try db.execute(sql: "DELETE FROM notice_body WHERE notice_id = ?", arguments: [noticeId])
+            return recipients
+        }
+    }
+
+    public func receipts(noticeId: Int64, after: String?, limit: Int) async throws -> NoticeReceipts? {
+        try await pool.read { db in
+            guard try Int.fetchOne(db, sql: "SELECT 1 FROM notice_body WHERE notice_id = ?", arguments: [noticeId]) != nil else { return nil }
+            guard let totals = try Row.fetchOne(db, sql: NoticeSchema.receiptTotals("?"), arguments: [noticeId]) else { return nil }
+            let page = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT recipient, delivered_at, seen_at, read_at FROM notice_recipient
+                    WHERE notice_id = ? AND recipient > ? ORDER BY recipient LIMIT ?
+                    """,
+                arguments: [noticeId, after ?? "", limit]
+            ).map { NoticeReceipts.Recipient(userId: $0["recipient"], deliveredAt: $0["delivered_at"], seenAt: $0["seen_at"], readAt: $0["read_at"]) }
+            return NoticeReceipts(recipients: totals[0], delivered: totals[1], seen: totals[2], read: totals[3], page: page)
         }
     }
 
@@ -282,6 +327,8 @@ public final class SQLiteNoticeStore: NoticeStore {
                 body: NoticeBody(template: row["payload"], recipientOffset: row["recipient_offset"]),
                 createdAt: row["created_at"],
                 category: row["category"],
+                expiresAt: row["expires_at"],
+                collapseKey: row["collapse_key"],
                 pushed: row["pushed"]
             ),
             deliveredAt: row["delivered_at"],

@@ -92,3 +92,55 @@ import Testing
         #expect(try parse(#"{"action":"read","ids":[\#(ids.dropLast().joined(separator: ","))]}"#).selection == .ids(Array(1...200)))
     }
 }
+
+@Suite struct NoticeLifecycleFieldTests {
+    func record(_ json: String) throws -> NoticeRecord {
+        try NoticeValidator().validate(Array(json.utf8)) { 5 }
+    }
+
+    @Test func rfc3339RoundTripsAndBadTextIsRefused() {
+        for millis: Int64 in [0, 1, 86_399_999, 951_782_400_000, 1_780_000_000_123, NoticeValidator.maxExpiresAtMillis] {
+            #expect(NoticeTimestamp.millis(rfc3339: NoticeTimestamp.rfc3339(millis: millis)) == millis)
+        }
+        #expect(NoticeTimestamp.millis(rfc3339: "2026-12-31T23:59:59Z") == 1_798_761_599_000)
+        #expect(NoticeTimestamp.millis(rfc3339: "2026-12-31t23:59:59.5z") == 1_798_761_599_500)
+        #expect(NoticeTimestamp.millis(rfc3339: "2027-01-01T01:59:59+02:00") == 1_798_761_599_000)
+        #expect(NoticeTimestamp.millis(rfc3339: "2026-12-31 18:59:59.123456789-05:00") == 1_798_761_599_123)
+        for bad in [
+            "", "2026-12-31", "2026-12-31T23:59:59", "2026-13-01T00:00:00Z", "2026-02-29T00:00:00Z", "2026-12-31T24:00:00Z",
+            "1969-12-31T23:59:59Z", "２０２６-12-31T23:59:59Z", "2026-12-31T23:59:59.Z", "2026-12-31T23:59:59.1234567890Z",
+            "2026-12-31T23:59:59+2:00", "2026-12-31T23:59:59Zjunk", "+2026-12-31T23:59:59Z", String(repeating: "9", count: 10_000),
+        ] {
+            #expect(NoticeTimestamp.millis(rfc3339: bad) == nil, "\(bad.prefix(40))")
+        }
+        #expect(NoticeTimestamp.millis(rfc3339: "2024-02-29T00:00:00Z") != nil)
+    }
+
+    @Test func expiresAtAndCollapseKeyAreBounded() throws {
+        #expect(try record(#"{"userId":"1","expiresAt":"2026-12-31T23:59:59Z"}"#).expiresAtMillis == 1_798_761_599_000)
+        #expect(try record(#"{"userId":"1","expiresAt":1798761599000}"#).expiresAtMillis == 1_798_761_599_000)
+        #expect(try record(#"{"userId":"1","collapseKey":"build:main"}"#).collapseKey == "build:main")
+        for bad in [
+            #""tomorrow""#, "-1", "1.5", "253402300800000", "99999999999999999999", "true", #""2026-12-31""#,
+        ] {
+            #expect(throws: NoticeValidationError.self) { try record(#"{"userId":"1","expiresAt":\#(bad)}"#) }
+        }
+        for bad in [#""""#, "7", #""\#(String(repeating: "k", count: 129))""#, #""a\u0007""#] {
+            #expect(throws: NoticeValidationError.self) { try record(#"{"userId":"1","collapseKey":\#(bad)}"#) }
+        }
+    }
+
+    @Test func aNoticeExpiredOnArrivalIsStoredButNotPushed() throws {
+        let expired = try record(#"{"id":1,"userId":"1","expiresAt":1000}"#)
+        let live = try record(#"{"id":2,"userId":"1","expiresAt":3000}"#)
+        let fanOut = NoticeFanOut(
+            [.init(record: expired, redelivered: false), .init(record: live, redelivered: false)],
+            pushTargets: ["SYS"],
+            createdAtMillis: 2000
+        )
+        #expect(fanOut.rows.map(\.pushed) == [false, true])
+        #expect(fanOut.rows.map(\.expiresAt) == [1000, 3000])
+        let keys = Set(fanOut.rows.map(\.key))
+        #expect(fanOut.notices(inserted: keys, retried: false, consumedAt: .now).map(\.key.noticeId) == [2])
+    }
+}

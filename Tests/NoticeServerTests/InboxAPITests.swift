@@ -136,4 +136,68 @@ import Testing
         #expect(await alice.waitUntilClosed())
         try await server.stop()
     }
+
+    @Test(arguments: TestServer.Store.allCases)
+    func receiptsThenARecallThatReachesEveryRecipient(_ store: TestServer.Store) async throws {
+        let server = try await start(store)
+        let events = InboxEventsTests()
+        let alice = try await events.eventsClient(server, token: "alice")
+        let bob = try await events.eventsClient(server, token: "bob")
+        #expect(await events.nextEvent(alice)["unread"] as? Int == 5)
+        #expect(await events.nextEvent(bob)["unread"] as? Int == 1)
+        #expect(try await api.call(server, "POST", "/api/notices/5/read", token: "alice").status == 204)
+        _ = await events.nextEvent(alice)  // read
+        _ = await events.nextEvent(alice)  // counts
+
+        // Dev tokens carry the publish scope.
+        let receipts = try await api.call(server, "GET", "/api/notices/5/receipts", token: "carol")
+        #expect(receipts.status == 200)
+        #expect(receipts.json["recipients"] as? Int == 2 && receipts.json["read"] as? Int == 1 && receipts.json["seen"] as? Int == 1)
+        let users = try #require(receipts.json["users"] as? [[String: Any]])
+        #expect(users.map { $0["userId"] as? String } == ["1", "2"])
+        #expect(users.first?["readAt"] is String && users.last?["readAt"] is NSNull)
+        #expect(receipts.json["next"] is NSNull)
+        let paged = try await api.call(server, "GET", "/api/notices/5/receipts?limit=1", token: "carol")
+        #expect((paged.json["users"] as? [[String: Any]])?.count == 1 && paged.json["next"] as? String == "1")
+        let after = try await api.call(server, "GET", "/api/notices/5/receipts?limit=1&after=1", token: "carol")
+        #expect((after.json["users"] as? [[String: Any]])?.first?["userId"] as? String == "2")
+        for bad in ["limit=0", "limit=1001", "after=", "after=a%2Fb"] {
+            #expect(try await api.call(server, "GET", "/api/notices/5/receipts?\(bad)", token: "carol").status == 400, "\(bad)")
+        }
+
+        #expect(try await api.call(server, "DELETE", "/api/notices/5", token: "carol").status == 204)
+        for tab in [alice, bob] {
+            let recalled = await events.nextEvent(tab)
+            #expect(recalled["type"] as? String == "recalled" && recalled["ids"] as? [String] == ["5"], "\(recalled)")
+            _ = await events.nextEvent(tab)  // counts
+        }
+        #expect(api.ids(try await api.call(server, "GET", "/api/notices", token: "bob")).isEmpty)
+        #expect(try await counts(server, token: "bob")["unread"] as? Int == 0)
+        #expect(try await api.call(server, "DELETE", "/api/notices/5", token: "carol").status == 404)
+        #expect(try await api.call(server, "GET", "/api/notices/5/receipts", token: "carol").status == 404)
+        for client in [alice, bob] { client.close() }
+        try await server.stop()
+    }
+
+    @Test func recallAndReceiptsNeedThePublishScope() async throws {
+        let auth = try await AuthorizationServer.start()
+        auth.issue("reader", to: "1", scopes: "read")
+        auth.issue("publisher", to: "svc", scopes: "read notice:publish")
+        var configuration = TestServer.configuration()
+        configuration.devTokens = nil
+        configuration.introspection = auth.introspection()
+        let server = try await TestServer.start(configuration)
+        let broker = await TestBroker()
+        try await broker.publish(#"{"id":7,"userId":"1","title":"t"}"#, to: server.configuration.queue)
+        try await server.waitForStored(1)
+        for (method, path) in [("DELETE", "/api/notices/7"), ("GET", "/api/notices/7/receipts")] {
+            let refused = try await api.call(server, method, path, token: "reader")
+            #expect(refused.status == 403 && refused.json["error"] as? String == "insufficient_scope", "\(method) \(path)")
+        }
+        #expect(try await api.call(server, "GET", "/api/notices/7/receipts", token: "publisher").status == 200)
+        #expect(try await api.call(server, "DELETE", "/api/notices/7", token: "publisher").status == 204)
+        await broker.close()
+        try await server.stop()
+        try await auth.stop()
+    }
 }

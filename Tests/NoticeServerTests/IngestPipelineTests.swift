@@ -189,6 +189,10 @@ final class LateCommitStore: NoticeStore {
     func counts(userId: String, category: String?, cap: Int) async throws -> NoticeCounts {
         try await store.counts(userId: userId, category: category, cap: cap)
     }
+    func recall(noticeId: Int64) async throws -> [String]? { try await store.recall(noticeId: noticeId) }
+    func receipts(noticeId: Int64, after: String?, limit: Int) async throws -> NoticeReceipts? {
+        try await store.receipts(noticeId: noticeId, after: after, limit: limit)
+    }
     func undelivered(userId: String, limit: Int) async throws -> [NoticeRow] { try await store.undelivered(userId: userId, limit: limit) }
     func notices(_ query: NoticeQuery) async throws -> [StoredNoticeRow] { try await store.notices(query) }
     func row(_ key: NoticeKey) async throws -> StoredNoticeRow? { try await store.row(key) }

@@ -134,9 +134,17 @@ import Testing
         let store = try await kind.makeStore()
         _ = try await store.insert(try notice(1, ["a"], category: "hr"))
         for (state, index) in [("read_at", "notice_unread"), ("seen_at", "notice_unseen")] {
-            let whole = try await kind.plan(of: NoticeSchema.countSQL(state, byCategory: false, kind.dialect), ["a", "100"], on: store)
+            let whole = try await kind.plan(
+                of: NoticeSchema.countSQL(state, byCategory: false, kind.dialect, now: NoticeSchema.nowMillis()),
+                ["a", "100"],
+                on: store
+            )
             #expect(whole.contains(index), "\(whole)")
-            let byCategory = try await kind.plan(of: NoticeSchema.countSQL(state, byCategory: true, kind.dialect), ["a", "hr", "100"], on: store)
+            let byCategory = try await kind.plan(
+                of: NoticeSchema.countSQL(state, byCategory: true, kind.dialect, now: NoticeSchema.nowMillis()),
+                ["a", "hr", "100"],
+                on: store
+            )
             #expect(byCategory.contains(index), "\(byCategory)")
         }
         // The shapes of replay's and the list's reads (each store writes them as here).
@@ -200,6 +208,83 @@ import Testing
         #expect(try await store.purge(createdBefore: 150, limit: 10) == 1)
         #expect(try await store.row(NoticeKey(noticeId: 7, recipient: "c")) == nil)
         #expect(try await store.count() == 3)
+        try await store.close()
+    }
+    @Test(arguments: StoreKind.allCases)
+    func expiredNoticesLeaveTheListTheCountsAndReplayButKeepTheirRow(_ kind: StoreKind) async throws {
+        let store = try await kind.makeStore()
+        let now = NoticeSchema.nowMillis()
+        let past = NoticeTimestamp.rfc3339(millis: now - 60_000)
+        let future = NoticeTimestamp.rfc3339(millis: now + 3_600_000)
+        var batch = try rows(#"{"id":1,"userIds":["a","b"],"expiresAt":"\#(past)"}"#, createdAt: now - 120_000).rows
+        batch += try rows(#"{"id":2,"userId":"a","expiresAt":"\#(future)"}"#, createdAt: now).rows
+        batch += try rows(#"{"id":3,"userId":"a","expiresAt":\#(now + 3_600_000)}"#, createdAt: now).rows
+        _ = try await store.insert(batch)
+        #expect(try await store.notices(NoticeQuery(userId: "a")).map(\.row.noticeId) == [3, 2])
+        #expect(try await store.counts(userId: "a", category: nil, cap: 99) == NoticeCounts(unread: 2, unseen: 2, cap: 99))
+        #expect(try await store.undelivered(userId: "a", limit: 10).map(\.noticeId) == [2, 3])
+        #expect(try await store.undelivered(userId: "b", limit: 10).isEmpty)
+        // No command changes an expired row; its row is still there for its receipts.
+        #expect(try await store.apply(InboxCommand(action: .read, selection: .all(category: nil)), userId: "a", at: now) == 2)
+        let expired = try #require(try await store.row(NoticeKey(noticeId: 1, recipient: "a")))
+        #expect(expired.readAt == nil && expired.row.expiresAt == now - 60_000)
+        #expect(try await store.receipts(noticeId: 1, after: nil, limit: 10)?.recipients == 2)
+        try await store.close()
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func aNewerNoticeReplacesTheUnreadOneOfItsCollapseKey(_ kind: StoreKind) async throws {
+        let store = try await kind.makeStore()
+        _ = try await store.insert(try rows(#"{"id":1,"userIds":["a","b"],"collapseKey":"build","title":"build 1 failed"}"#).rows)
+        _ = try await store.insert(try rows(#"{"id":5,"userId":"a","collapseKey":"other"}"#).rows)
+        _ = try await store.markRead(noticeId: 1, userId: "b", at: 10)
+        let newer = try rows(#"{"id":2,"userIds":["a","b"],"collapseKey":"build","title":"build 2 failed"}"#).rows
+        #expect(try await store.insert(newer).count == 2)
+        // a's unread one is replaced; b had read it, so b keeps it; another key is untouched.
+        #expect(try await store.notices(NoticeQuery(userId: "a")).map(\.row.noticeId) == [2, 5])
+        #expect(try await store.notices(NoticeQuery(userId: "b")).map(\.row.noticeId) == [2, 1])
+        #expect(try await store.counts(userId: "a", category: nil, cap: 99).unread == 2)
+        // The same notice again (a redelivery) replaces nothing, itself least of all.
+        #expect(try await store.insert(newer).isEmpty)
+        #expect(try await store.notices(NoticeQuery(userId: "a")).map(\.row.noticeId) == [2, 5])
+        #expect(try await store.row(NoticeKey(noticeId: 2, recipient: "a"))?.row.collapseKey == "build")
+        try await store.close()
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func recallTakesTheNoticeFromEveryRecipient(_ kind: StoreKind) async throws {
+        let store = try await kind.makeStore()
+        _ = try await store.insert(try notice(1, ["a", "b", "c"]) + notice(2, ["a"]) + rows(#"{"id":3,"broadcast":true}"#).rows)
+        #expect(try await store.recall(noticeId: 1).map(Set.init) == ["a", "b", "c"])
+        #expect(try await store.recall(noticeId: 1) == nil)
+        #expect(try await store.recall(noticeId: 3) == [])
+        #expect(try await store.recall(noticeId: 99) == nil)
+        #expect(try await store.notices(NoticeQuery(userId: "a")).map(\.row.noticeId) == [2])
+        #expect(try await store.undelivered(userId: "b", limit: 10).isEmpty)
+        #expect(try await store.receipts(noticeId: 1, after: nil, limit: 10) == nil)
+        #expect(try await store.count() == 1)
+        #expect(try await kind.storage(of: store).bodies == 1)
+        try await store.close()
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func receiptsCountEveryRecipientAndPageThemInUserIdOrder(_ kind: StoreKind) async throws {
+        let store = try await kind.makeStore()
+        _ = try await store.insert(try notice(1, ["u3", "u0", "u4", "u1", "u2"]))
+        try await store.markDelivered(["u0", "u1", "u2"].map { NoticeKey(noticeId: 1, recipient: $0) }, at: 100)
+        _ = try await store.markRead(noticeId: 1, userId: "u1", at: 200)
+        _ = try await store.apply(InboxCommand(action: .seen, selection: .ids([1])), userId: "u4", at: 300)
+        let first = try #require(try await store.receipts(noticeId: 1, after: nil, limit: 2))
+        #expect(first.recipients == 5 && first.delivered == 3 && first.seen == 2 && first.read == 1)
+        #expect(
+            first.page == [
+                NoticeReceipts.Recipient(userId: "u0", deliveredAt: 100, seenAt: nil, readAt: nil),
+                NoticeReceipts.Recipient(userId: "u1", deliveredAt: 100, seenAt: 200, readAt: 200),
+            ]
+        )
+        #expect(try await store.receipts(noticeId: 1, after: "u1", limit: 2)?.page.map(\.userId) == ["u2", "u3"])
+        #expect(try await store.receipts(noticeId: 1, after: "u3", limit: 2)?.page.map(\.userId) == ["u4"])
+        #expect(try await store.receipts(noticeId: 2, after: nil, limit: 2) == nil)
         try await store.close()
     }
 }

@@ -28,6 +28,10 @@ public final class RunningPostgresStore: NoticeStore {
     public func counts(userId: String, category: String?, cap: Int) async throws -> NoticeCounts {
         try await store.counts(userId: userId, category: category, cap: cap)
     }
+    public func recall(noticeId: Int64) async throws -> [String]? { try await store.recall(noticeId: noticeId) }
+    public func receipts(noticeId: Int64, after: String?, limit: Int) async throws -> NoticeReceipts? {
+        try await store.receipts(noticeId: noticeId, after: after, limit: limit)
+    }
     public func undelivered(userId: String, limit: Int) async throws -> [NoticeRow] { try await store.undelivered(userId: userId, limit: limit) }
     public func notices(_ query: NoticeQuery) async throws -> [StoredNoticeRow] { try await store.notices(query) }
     public func row(_ key: NoticeKey) async throws -> StoredNoticeRow? { try await store.row(key) }

@@ -1454,6 +1454,14 @@ def http_inputs(suite):
         for notice_id in ["1", "-1", "9223372036854775808", "abc"]:
             path = f"/api/notices/{notice_id}/{urllib.parse.quote(action, safe='%')}"
             items.append((f"POST {short(path, 60)}", check(f"POST {short(path, 60)}", req("POST", path, token=user), {204, 404, 400, 414}, json_error=True)))
+    # Ids no test notice has: a recall here must not take anything the suite counts on.
+    for notice_id in ["9000000000000000001", "-1", "9223372036854775808", "abc", "%00", "x" * 5_000]:
+        for method, path in [("DELETE", f"/api/notices/{notice_id}"), ("GET", f"/api/notices/{notice_id}/receipts")]:
+            items.append((f"{method} {short(path, 60)}", check(f"{method} {short(path, 60)}", req(method, path, token=publisher),
+                                                               {204, 200, 404, 400, 414}, json_error=True)))
+    for query in ["limit=0", "limit=1001", "limit=" + "9" * 400, "after=", "after=a%2Fb", "after=" + "u" * 200, "after=%00", "limit=1&after=1"]:
+        path = f"/api/notices/9000000000000000001/receipts?{query}"
+        items.append((f"GET {short(path, 60)}", check(f"GET {short(path, 60)}", req("GET", path, token=publisher), {200, 400, 404}, json_error=True)))
     for description, body in [("garbage", bytes(range(256))), ("[]", b"[]"), ("null", b"null"), ("{}", b"{}"),
                               ("no selection", b'{"action":"read"}'), ("two selections", b'{"action":"read","all":true,"ids":["1"]}'),
                               ("201 ids", json.dumps({"action": "read", "ids": [str(i) for i in range(1, 202)]}).encode()),

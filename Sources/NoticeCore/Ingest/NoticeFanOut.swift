@@ -30,7 +30,9 @@ public struct NoticeFanOut: Sendable {
         var keys: Set<NoticeKey> = []
         for item in items {
             let record = item.record
-            let push = record.isPushed(pushTargets: pushTargets)
+            // A notice that has expired already is stored (and found by its id) but shown nowhere.
+            let expired = record.expiresAtMillis.map { $0 <= createdAtMillis } ?? false
+            let push = record.isPushed(pushTargets: pushTargets) && !expired
             // One body for all the record's rows: a multicast shares its text, not copies of it.
             let body = record.body(createdAt: createdAt)
             let recipients: [String?] =
@@ -49,6 +51,8 @@ public struct NoticeFanOut: Sendable {
                         body: body,
                         createdAt: createdAtMillis,
                         category: record.category,
+                        expiresAt: record.expiresAtMillis,
+                        collapseKey: record.collapseKey,
                         sourceKey: item.sourceKey,
                         pushed: push
                     )

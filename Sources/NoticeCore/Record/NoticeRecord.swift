@@ -16,6 +16,11 @@ public struct NoticeRecord: Sendable, Hashable {
     public var sendTarget: String?
     /// `category`, if present (``NoticeValidator`` bounds it).
     public var category: String?
+    /// `expiresAt` as Unix ms, if present: from then on the notice leaves the list, the counts
+    /// and replay (docs/inbox.md).
+    public var expiresAtMillis: Int64?
+    /// `collapseKey`, if present: a newer notice with the same key replaces the user's unread one.
+    public var collapseKey: String?
     /// Every field as published, in order (`id` and recipients still as published).
     public var fields: JSONObject
 

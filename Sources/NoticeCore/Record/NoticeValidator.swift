@@ -3,6 +3,9 @@ public struct NoticeValidator: Sendable {
     public static let maxUserIdLength = 128
     public static let maxTitleBytes = 1024
     public static let maxCategoryBytes = 64
+    public static let maxCollapseKeyBytes = 128
+    /// 9999-12-31T23:59:59.999Z: the last instant `expiresAt` may name.
+    public static let maxExpiresAtMillis: Int64 = 253_402_300_799_999
     public static let maxContentBytes = 65_536
     /// Multicast fan-out bound, so one message cannot make millions of rows.
     public static let maxRecipients = 10_000
@@ -71,8 +74,19 @@ public struct NoticeValidator: Sendable {
         try Self.checkText(fields["title"], field: "title", maxBytes: Self.maxTitleBytes)
         try Self.checkText(fields["content"], field: "content", maxBytes: Self.maxContentBytes)
         let category = try Self.parseCategory(fields["category"])
+        let expiresAt = try Self.parseExpiresAt(fields["expiresAt"])
+        let collapseKey = try Self.parseCollapseKey(fields["collapseKey"])
 
-        return NoticeRecord(id: id, idWasAssigned: idWasAssigned, audience: audience, sendTarget: sendTarget, category: category, fields: fields)
+        return NoticeRecord(
+            id: id,
+            idWasAssigned: idWasAssigned,
+            audience: audience,
+            sendTarget: sendTarget,
+            category: category,
+            expiresAtMillis: expiresAt,
+            collapseKey: collapseKey,
+            fields: fields
+        )
     }
 
     /// A notice id from JSON: a positive integer, as a number or a string of digits.
@@ -89,7 +103,7 @@ public struct NoticeValidator: Sendable {
         return id
     }
 
-    static func parseUserId(_ value: JSONValue, field: String) throws(NoticeValidationError) -> String {
+    public static func parseUserId(_ value: JSONValue, field: String) throws(NoticeValidationError) -> String {
         switch value {
         case .number(let text) where isInteger(text):
             // A number is a user id of its digits: bounded like one given as a string.
@@ -124,6 +138,44 @@ public struct NoticeValidator: Sendable {
             }
             return text
         default: throw NoticeValidationError("category must be a string")
+        }
+    }
+
+    /// `expiresAt`: absent or null, an RFC 3339 date-time, or Unix milliseconds; 1970 to 9999.
+    static func parseExpiresAt(_ value: JSONValue?) throws(NoticeValidationError) -> Int64? {
+        switch value {
+        case nil, .null?:
+            return nil
+        case .string(let text)?:
+            guard let millis = NoticeTimestamp.millis(rfc3339: text), (0...maxExpiresAtMillis).contains(millis) else {
+                throw NoticeValidationError("expiresAt must be an RFC 3339 date-time (e.g. 2026-12-31T23:59:59Z) from 1970 to 9999")
+            }
+            return millis
+        case .number(let text)? where isInteger(text):
+            guard let millis = Int64(text), (0...maxExpiresAtMillis).contains(millis) else {
+                throw NoticeValidationError("expiresAt in milliseconds must be from 0 to \(maxExpiresAtMillis)")
+            }
+            return millis
+        default:
+            throw NoticeValidationError("expiresAt must be an RFC 3339 date-time or an integer of Unix milliseconds")
+        }
+    }
+
+    /// `collapseKey`: absent or null, or a non-empty string of at most ``maxCollapseKeyBytes``
+    /// without control characters.
+    static func parseCollapseKey(_ value: JSONValue?) throws(NoticeValidationError) -> String? {
+        switch value {
+        case nil, .null?: return nil
+        case .string(let text)?:
+            guard !text.isEmpty, text.utf8.count <= maxCollapseKeyBytes,
+                !text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F })
+            else {
+                throw NoticeValidationError(
+                    "collapseKey must be a non-empty string of at most \(maxCollapseKeyBytes) bytes without control characters"
+                )
+            }
+            return text
+        default: throw NoticeValidationError("collapseKey must be a string")
         }
     }
 

@@ -172,6 +172,15 @@ public struct InboxChanges: Sendable {
         self.announce = announce
     }
 
+    /// Recalls a notice (``NoticeStore/recall(noticeId:)``) and tells each of its recipients'
+    /// sessions (`{"type":"recalled","ids":["<id>"]}`); `false` when there is no such notice.
+    public func recall(noticeId: Int64) async throws -> Bool {
+        guard let recipients = try await store.recall(noticeId: noticeId) else { return false }
+        let event = JSONValue.object(JSONObject([("type", .string("recalled")), ("ids", .array([.string(String(noticeId))]))]))
+        if !recipients.isEmpty { announce(recipients.map { .inboxEvent(event, for: $0) }) }
+        return true
+    }
+
     /// ``NoticeStore/apply(_:userId:at:)``, then the event (if any row changed).
     @discardableResult
     public func apply(_ command: InboxCommand, userId: String, at millis: Int64) async throws -> Int {

@@ -9,6 +9,10 @@ public struct NoticeRow: Sendable, Hashable {
     public var createdAt: Int64
     /// The record's `category`, if any.
     public var category: String?
+    /// Unix ms from which the row is out of the list, the counts and replay.
+    public var expiresAt: Int64?
+    /// A newer row of the same recipient and key replaces this one while it is unread.
+    public var collapseKey: String?
     /// For records published without an `id`: a digest of the queue message, so that a
     /// redelivery of it can find the id assigned the first time.
     public var sourceKey: String?
@@ -22,6 +26,8 @@ public struct NoticeRow: Sendable, Hashable {
         body: NoticeBody,
         createdAt: Int64,
         category: String? = nil,
+        expiresAt: Int64? = nil,
+        collapseKey: String? = nil,
         sourceKey: String? = nil,
         pushed: Bool = true
     ) {
@@ -30,6 +36,8 @@ public struct NoticeRow: Sendable, Hashable {
         self.body = body
         self.createdAt = createdAt
         self.category = category
+        self.expiresAt = expiresAt
+        self.collapseKey = collapseKey
         self.sourceKey = sourceKey
         self.pushed = pushed
     }
@@ -95,6 +103,12 @@ public protocol NoticeStore: Sendable {
     func notices(_ query: NoticeQuery) async throws -> [StoredNoticeRow]
     /// The stored row for `key`, if any.
     func row(_ key: NoticeKey) async throws -> StoredNoticeRow?
+    /// Recalls a notice: deletes its body and every recipient's row. Returns the recipients
+    /// whose row it deleted (not a broadcast's), or `nil` when there is no such notice.
+    func recall(noticeId: Int64) async throws -> [String]?
+    /// Who a notice was for and how far it got: totals, and up to `limit` recipients after
+    /// `after` in user id order. `nil` when there is no such notice.
+    func receipts(noticeId: Int64, after: String?, limit: Int) async throws -> NoticeReceipts?
     /// Deletes at most `limit` notices created before `millis`, each with all its rows; returns
     /// how many notices it deleted.
     func purge(createdBefore millis: Int64, limit: Int) async throws -> Int
@@ -135,6 +149,39 @@ public struct StoredNoticeRow: Sendable, Hashable {
         self.seenAt = seenAt
         self.readAt = readAt
         self.archivedAt = archivedAt
+    }
+}
+
+/// A notice's recipients and their state (`GET /api/notices/<id>/receipts`).
+public struct NoticeReceipts: Sendable, Hashable {
+    public struct Recipient: Sendable, Hashable {
+        public var userId: String
+        public var deliveredAt: Int64?
+        public var seenAt: Int64?
+        public var readAt: Int64?
+
+        public init(userId: String, deliveredAt: Int64?, seenAt: Int64?, readAt: Int64?) {
+            self.userId = userId
+            self.deliveredAt = deliveredAt
+            self.seenAt = seenAt
+            self.readAt = readAt
+        }
+    }
+
+    /// Rows of users (a broadcast has none), and how many of them are delivered, seen, read.
+    public var recipients: Int
+    public var delivered: Int
+    public var seen: Int
+    public var read: Int
+    /// A page of them, in user id order.
+    public var page: [Recipient]
+
+    public init(recipients: Int, delivered: Int, seen: Int, read: Int, page: [Recipient]) {
+        self.recipients = recipients
+        self.delivered = delivered
+        self.seen = seen
+        self.read = read
+        self.page = page
     }
 }
 

@@ -30,6 +30,8 @@ struct NoticeAPIRoutes: Sendable {
         api.post { request, _ in try await publish(request) }
         api.get("/count") { request, _ in try await counts(request) }
         api.post("/state") { request, _ in try await changeState(request) }
+        api.delete("/{id}") { request, context in try await recall(request, id: context.parameters.get("id") ?? "") }
+        api.get("/{id}/receipts") { request, context in try await receipts(request, id: context.parameters.get("id") ?? "") }
         api.post("/{id}/{action}") { request, context in
             try await changeOne(request, id: context.parameters.get("id") ?? "", action: context.parameters.get("action") ?? "")
         }
@@ -133,6 +135,86 @@ struct NoticeAPIRoutes: Sendable {
         // Another user's notice is indistinguishable from a missing one.
         guard found else { throw APIError(status: .notFound, error: "not_found", message: "no such notice") }
         return Response(status: .noContent)
+    }
+
+    /// `DELETE /api/notices/<id>` with the publish scope: the notice is gone for every
+    /// recipient (list, counts, replay), whose sessions get a `recalled` event; 204, or 404.
+    private func recall(_ request: Request, id: String) async throws -> Response {
+        let principal = try await authenticate(request)
+        try requirePublishScope(principal, to: "recall")
+        guard let noticeId = try? NoticeValidator.parseId(.string(id)) else {
+            throw APIError(status: .notFound, error: "not_found", message: "no such notice")
+        }
+        let found: Bool
+        do {
+            found = try await inbox.recall(noticeId: noticeId)
+        } catch {
+            throw Self.storeUnavailable
+        }
+        guard found else { throw APIError(status: .notFound, error: "not_found", message: "no such notice") }
+        return Response(status: .noContent)
+    }
+
+    static let defaultReceiptsPage = 100
+    static let maxReceiptsPage = 1_000
+
+    /// `GET /api/notices/<id>/receipts?limit=100&after=<userId>` with the publish scope: how many
+    /// users the notice is for and how many of them it was delivered to, seen and read by, and
+    /// a page of them in user id order (`next`: the `after` of the following page).
+    private func receipts(_ request: Request, id: String) async throws -> Response {
+        let principal = try await authenticate(request)
+        try requirePublishScope(principal, to: "read receipts")
+        guard let noticeId = try? NoticeValidator.parseId(.string(id)) else {
+            throw APIError(status: .notFound, error: "not_found", message: "no such notice")
+        }
+        let parameters = request.uri.queryParameters
+        var limit = Self.defaultReceiptsPage
+        if let text = parameters.get("limit") {
+            guard let value = Int(text), (1...Self.maxReceiptsPage).contains(value) else {
+                throw APIError(status: .badRequest, error: "invalid_request", message: "limit must be an integer from 1 to \(Self.maxReceiptsPage)")
+            }
+            limit = value
+        }
+        var after: String?
+        if let text = parameters.get("after") {
+            guard (try? NoticeValidator.parseUserId(.string(text), field: "after")) != nil else {
+                throw APIError(status: .badRequest, error: "invalid_request", message: "after must be a user id")
+            }
+            after = text
+        }
+        let found: NoticeReceipts?
+        do {
+            found = try await store.receipts(noticeId: noticeId, after: after, limit: limit)
+        } catch {
+            throw Self.storeUnavailable
+        }
+        guard let receipts = found else { throw APIError(status: .notFound, error: "not_found", message: "no such notice") }
+        func time(_ millis: Int64?) -> JSONValue { millis.map { .string(NoticeTimestamp.rfc3339(millis: $0)) } ?? .null }
+        let users = receipts.page.map { user in
+            JSONValue.object(
+                JSONObject([
+                    ("userId", .string(user.userId)), ("deliveredAt", time(user.deliveredAt)), ("seenAt", time(user.seenAt)),
+                    ("readAt", time(user.readAt)),
+                ])
+            )
+        }
+        let next: JSONValue = receipts.page.count == limit ? receipts.page.last.map { .string($0.userId) } ?? .null : .null
+        return Self.json(
+            .object(
+                JSONObject([
+                    ("id", .string(String(noticeId))), ("recipients", .number(String(receipts.recipients))),
+                    ("delivered", .number(String(receipts.delivered))), ("seen", .number(String(receipts.seen))),
+                    ("read", .number(String(receipts.read))), ("users", .array(users)), ("next", next),
+                ])
+            )
+        )
+    }
+
+    /// 403 unless the token carries the publish scope.
+    private func requirePublishScope(_ principal: Principal, to what: String) throws {
+        guard principal.scopes.contains(publishScope) else {
+            throw APIError(status: .forbidden, error: "insufficient_scope", message: "to \(what) needs the scope \(publishScope)")
+        }
     }
 
     /// `POST /api/notices`: validates a notice record as the queue consumer would and publishes
