@@ -77,6 +77,12 @@ struct NoticeRoutes {
             ids: ids,
             maxBodyBytes: NoticeValidator.maxContentBytes + 16 * 1024
         ).addRoutes(to: router)
+        AdminRoutes(
+            authentication: BearerAuthentication(verifier: stomp.verifier),
+            hub: stomp.hub,
+            relay: relay,
+            adminScope: configuration.adminScope
+        ).addRoutes(to: router)
         router.get("/metrics") { [registry] _, _ in
             Response(
                 status: .ok,

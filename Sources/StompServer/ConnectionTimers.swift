@@ -24,6 +24,8 @@ struct ConnectionTimers: ~Copyable, Sendable {
     enum Slot: Sendable, Hashable, CaseIterable {
         case connectTimeout
         case expiry
+        /// A minute before ``expiry``: the session tells the client (`token-expiring`).
+        case tokenExpiring
         case slowReader
     }
 
@@ -35,6 +37,7 @@ struct ConnectionTimers: ~Copyable, Sendable {
     struct State {
         var connectTimeout: Scheduled<Void>?
         var expiry: Scheduled<Void>?
+        var tokenExpiring: Scheduled<Void>?
         var slowReader: Scheduled<Void>?
         var heartBeat: RepeatedTask?
         var stopped = false
@@ -44,6 +47,7 @@ struct ConnectionTimers: ~Copyable, Sendable {
                 switch slot {
                 case .connectTimeout: connectTimeout
                 case .expiry: expiry
+                case .tokenExpiring: tokenExpiring
                 case .slowReader: slowReader
                 }
             }
@@ -51,6 +55,7 @@ struct ConnectionTimers: ~Copyable, Sendable {
                 switch slot {
                 case .connectTimeout: connectTimeout = newValue
                 case .expiry: expiry = newValue
+                case .tokenExpiring: tokenExpiring = newValue
                 case .slowReader: slowReader = newValue
                 }
             }

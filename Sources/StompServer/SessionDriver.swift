@@ -50,6 +50,8 @@ struct SessionDriver: Sendable {
             return await deliver(notice)
         case .tick:
             return await tick()
+        case .tokenExpiring:
+            return await sendTokenExpiring(subscriptionId: nil)
         case .inboundClosed:
             return false
         case .close(let message, let detail):
@@ -135,6 +137,10 @@ struct SessionDriver: Sendable {
                 await changeInbox(command)
             case .sendCounts(let subscriptionId):
                 guard await sendCounts(subscriptionId: subscriptionId) else { return false }
+                // An events subscription made after the warning still gets it.
+                if session.tokenExpiringDue, await !sendTokenExpiring(subscriptionId: subscriptionId) { return false }
+            case .refreshToken(let token):
+                guard await refreshToken(token) else { return false }
             }
         }
         return session.state != .closed
@@ -160,6 +166,27 @@ struct SessionDriver: Sendable {
         decoder.version = session.version
         connection.connected(heartBeat: session.heartBeat, expiresAtMillis: principal.expiresAtMillis)
         logger.info("stomp connected", metadata: ["stomp.version": "\(session.version.rawValue)"])
+        return true
+    }
+
+    /// Writes `token-expiring` on the events subscriptions (or one).
+    private mutating func sendTokenExpiring(subscriptionId: String?) async -> Bool {
+        for frame in session.tokenExpiring(subscriptionId: subscriptionId) {
+            guard await write(StompEncoder.encode(frame, version: session.version)) else { return false }
+        }
+        return true
+    }
+
+    /// Checks a token sent on the open session; the session goes on under it (a later expiry,
+    /// new scopes) or ends as a refused CONNECT does. Before the frame's RECEIPT, if any.
+    private mutating func refreshToken(_ token: String) async -> Bool {
+        guard let principal = await environment.verifier.verify(token: token) else {
+            logger.info("token refresh refused: token not accepted")
+            return await perform(session.authenticationFailed())
+        }
+        guard await perform(session.tokenRefreshed(principal)) else { return false }
+        connection.scheduleExpiry(atUnixMillis: principal.expiresAtMillis)
+        logger.info("token refreshed")
         return true
     }
 

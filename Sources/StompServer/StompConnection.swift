@@ -21,6 +21,8 @@ public final class StompConnection: NoticeSink, ConnectionTimersOwner, BurstMail
         case bytes(ByteBuffer)
         case notice(PushNotice, bytes: Int)
         case tick
+        /// The token expires within ``StompEnvironment/tokenExpiringLead``.
+        case tokenExpiring
         case inboundClosed
         case close(message: String, detail: String)
     }
@@ -190,9 +192,20 @@ public final class StompConnection: NoticeSink, ConnectionTimersOwner, BurstMail
             tickMillis.store(millis, ordering: .relaxed)
             timers.repeatEvery(.milliseconds(millis), in: self)
         }
-        if let expiresAtMillis {
-            timers.schedule(.expiry, atUnixMillis: expiresAtMillis, in: self)
+        scheduleExpiry(atUnixMillis: expiresAtMillis)
+    }
+
+    /// The session's token expires at this time (`nil`: never): its expiry and the warning a
+    /// minute before, replacing those of the token before (`SEND /app/session/token`).
+    func scheduleExpiry(atUnixMillis expiresAtMillis: Int64?) {
+        guard let expiresAtMillis else {
+            timers.cancel(.expiry)
+            timers.cancel(.tokenExpiring)
+            return
         }
+        timers.schedule(.expiry, atUnixMillis: expiresAtMillis, in: self)
+        let lead = environment.tokenExpiringLead.saturatedNanoseconds / 1_000_000
+        timers.schedule(.tokenExpiring, atUnixMillis: expiresAtMillis.subtractingReportingOverflow(lead).partialValue, in: self)
     }
 
     // MARK: ConnectionTimersOwner
@@ -201,6 +214,8 @@ public final class StompConnection: NoticeSink, ConnectionTimersOwner, BurstMail
         switch slot {
         case .connectTimeout, .expiry:
             post(.tick)
+        case .tokenExpiring:
+            post(.tokenExpiring)
         case .slowReader:
             if budget.isOverGrace(now: Self.uptimeNanos()), budget.cutOff() { cutOff() }
         }

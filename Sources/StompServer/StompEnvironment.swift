@@ -33,6 +33,8 @@ public final class StompEnvironment: Sendable {
     public let connectTimeout: Duration
     public let metrics: StompMetrics
     public let logger: Logger
+    /// How long before its token expires a session is sent `token-expiring` (docs/inbox.md).
+    public let tokenExpiringLead: Duration
 
     public init(
         hub: DeliveryHub,
@@ -48,8 +50,10 @@ public final class StompEnvironment: Sendable {
         slowReaderGrace: Duration = .seconds(3),
         connectTimeout: Duration,
         metrics: StompMetrics,
-        logger: Logger
+        logger: Logger,
+        tokenExpiringLead: Duration = .seconds(60)
     ) {
+        self.tokenExpiringLead = tokenExpiringLead
         self.hub = hub
         self.verifier = verifier
         self.store = store

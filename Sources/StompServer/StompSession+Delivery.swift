@@ -53,6 +53,21 @@ extension StompSession {
             .map { message(event, on: subscriptions[$0]) }
     }
 
+    /// MESSAGE frames `{"type":"token-expiring","expiresAt":"…"}` for one events subscription
+    /// or every one (`nil`), once the token expires within the warning's lead; the session
+    /// remembers it for events subscriptions made later.
+    public mutating func tokenExpiring(subscriptionId: String?) -> [StompFrame] {
+        guard state == .connected, let principal, let expiresAt = principal.expiresAtMillis else { return [] }
+        tokenExpiringDue = true
+        let event = PushNotice.inboxEvent(
+            .object(JSONObject([("type", .string("token-expiring")), ("expiresAt", .string(NoticeTimestamp.rfc3339(millis: expiresAt)))])),
+            for: principal.userId
+        )
+        return subscriptions.indices
+            .filter { subscriptions[$0].feed == .events && (subscriptionId == nil || subscriptions[$0].id == subscriptionId) }
+            .map { message(event, on: subscriptions[$0]) }
+    }
+
     private mutating func message(_ notice: PushNotice, on subscription: Subscription) -> StompFrame {
         messageCounter += 1
         guard notice.kind == .notice else {

@@ -159,6 +159,11 @@ extension StompSession {
                 return fail("invalid body", detail: "expected {\"id\":\"<notice id>\"}", frame: frame)
             }
             return [.changeInbox(InboxCommand(action: .read, selection: .ids([id])))]
+        case "/app/session/token":
+            guard let token = Self.bearerToken(frame.headers) else {
+                return fail("invalid header", detail: "SEND /app/session/token needs Authorization: Bearer <token>", frame: frame)
+            }
+            return [.refreshToken(token)]
         case "/app/notices/state":
             guard let object = Self.jsonObject(frame) else { return fail("invalid body", detail: "expected a JSON object", frame: frame) }
             do {

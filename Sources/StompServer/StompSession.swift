@@ -42,6 +42,9 @@ public struct StompSession: Sendable {
         /// Read the user's counts from the store and send them with ``counts(_:subscriptionId:)``
         /// on this events subscription (a SUBSCRIBE to `/user/notice/events`).
         case sendCounts(subscriptionId: String)
+        /// Check this token (`SEND /app/session/token`) and call ``tokenRefreshed(_:)`` or
+        /// ``authenticationFailed(message:)``.
+        case refreshToken(String)
         /// Record these notices as delivered (they were ACKed).
         case markDelivered([NoticeKey])
         /// Read the user's undelivered notices from the store and hand them to
@@ -108,6 +111,8 @@ public struct StompSession: Sendable {
 
     let handshakeToken: String?
     var messageCounter: UInt64 = 0
+    /// The token expires within the warning's lead: an events subscription made now is told.
+    public internal(set) var tokenExpiringDue = false
     /// In the order sent (so a cumulative `client` ACK takes a prefix of one subscription's).
     var unacknowledged: [Unacknowledged] = []
 
@@ -153,6 +158,19 @@ public struct StompSession: Sendable {
             ]
         )
         return [.send(frame)]
+    }
+
+    /// A token sent on an open session checked out (``Action/refreshToken(_:)``): the session
+    /// goes on under it (its expiry and scopes), if it is the same user's; another user's is
+    /// refused like a bad token.
+    public mutating func tokenRefreshed(_ principal: Principal) -> [Action] {
+        guard state == .connected, let current = self.principal else { return [] }
+        guard principal.userId == current.userId else {
+            return fail("unauthorized", detail: "the new access token is another user's")
+        }
+        self.principal = principal
+        tokenExpiringDue = false
+        return []
     }
 
     /// The token was missing, invalid or expired.

@@ -55,6 +55,14 @@ public final class DeliveryHub: Sendable {
         state.withLock { $0.byUser[userId]?.count ?? 0 }
     }
 
+    /// Asks every session of `userId` on this node to close with an ERROR frame; returns how many.
+    @discardableResult
+    public func close(userId: String, message: String, detail: String) -> Int {
+        let sinks = state.withLock { $0.byUser[userId].map { Array($0.values) } ?? [] }
+        for sink in sinks { sink.close(message: message, detail: detail) }
+        return sinks.count
+    }
+
     /// Asks every session to close with an ERROR frame.
     public func closeAll(message: String, detail: String) {
         let sinks = state.withLock { $0.byUser.values.flatMap { $0.values } }

@@ -22,7 +22,8 @@ final class ClusterRelay: Service, UserPresence, Sendable, CustomStringConvertib
     static let originHeader = "x-notice-origin"
     static let noticeIdHeader = "x-notice-id"
     static let recipientHeader = "x-notice-recipient"
-    /// `inbox` on an inbox event (``PushNotice/Kind/inbox``); absent on a notice.
+    /// `inbox` on an inbox event (``PushNotice/Kind/inbox``), `disconnect` on an order to end
+    /// the recipient's sessions (the admin API); absent on a notice.
     static let kindHeader = "x-notice-kind"
 
     let exchange: String
@@ -161,7 +162,34 @@ final class ClusterRelay: Service, UserPresence, Sendable, CustomStringConvertib
         }
     }
 
+    /// Asks the other nodes to end `userId`'s sessions there (this node ends its own).
+    func forwardDisconnect(_ userId: String) {
+        let headers = AMQPTable([
+            .init(key: Self.originHeader, value: .text(nodeId)),
+            .init(key: Self.noticeIdHeader, value: .text("0")),
+            .init(key: Self.recipientHeader, value: .text(userId)),
+            .init(key: Self.kindHeader, value: .text("disconnect")),
+        ])
+        connection.publish(
+            AMQPMessage(body: [], properties: AMQPProperties(headers: headers)),
+            exchange: exchange,
+            routingKey: Self.routingKey(forUser: userId)
+        ) {
+            [logger] result in
+            if case .failure(let error) = result {
+                logger.warning("could not ask other nodes to end a user's sessions", metadata: ["user.id": "\(userId)", "error": "\(error)"])
+            }
+        }
+    }
+
     // MARK: In
+
+    /// A disconnect order for a user (``forwardDisconnect(_:)``) from another node; `nil` otherwise.
+    func disconnect(from delivery: AMQPDelivery) -> String? {
+        let headers = delivery.message.properties.headers
+        guard headers?[Self.originHeader]?.textValue != nodeId, headers?[Self.kindHeader]?.textValue == "disconnect" else { return nil }
+        return headers?[Self.recipientHeader]?.textValue
+    }
 
     /// Decodes a forwarded notice or inbox event; `nil` for one of this node's own or one that
     /// is malformed (an inbox event without a recipient, or of a kind this node does not know).
@@ -189,12 +217,19 @@ final class ClusterRelay: Service, UserPresence, Sendable, CustomStringConvertib
         await withGracefulShutdownHandler {
             for await batch in connection.deliveries {
                 hub.publish(batch.compactMap(notice(from:)))
+                for userId in batch.compactMap(disconnect(from:)) { Self.endSessions(of: userId, on: hub) }
                 connection.settle(batch.map(\.tag))
             }
         } onGracefulShutdown: { [connection] in
             Task { await connection.stopConsuming() }
         }
         await connection.shutdown()
+    }
+
+    /// Ends a user's sessions on this node (the admin API), with the ERROR every node sends.
+    @discardableResult
+    static func endSessions(of userId: String, on hub: DeliveryHub) -> Int {
+        hub.close(userId: userId, message: "disconnected", detail: "an administrator ended this session")
     }
 
     /// Whether the relay's connection is up (readiness).

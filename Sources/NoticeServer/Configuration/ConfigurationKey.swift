@@ -122,6 +122,11 @@ extension ConfigurationKey {
     public static let replayLimit = Self("NOTICE_REPLAY_LIMIT", "\(service.replayLimit)", "most stored notices replayed on subscribe")
     public static let retentionDays = Self("NOTICE_RETENTION_DAYS", "\(service.retentionDays)", "stored notices older than this are purged")
     public static let publishScope = Self("NOTICE_PUBLISH_SCOPE", service.publishScope, "scope a token needs for POST /api/notices")
+    public static let adminScope = Self(
+        "NOTICE_ADMIN_SCOPE",
+        service.adminScope,
+        "scope a token needs to end a user's sessions (DELETE /api/admin/users/<id>/sessions)"
+    )
     public static let devTokens = Self(
         "NOTICE_DEV_TOKENS",
         service.devTokens.map { $0.map { "\($0.key):\($0.value)" }.sorted().joined(separator: ",") },
@@ -177,7 +182,7 @@ extension ConfigurationKey {
         httpHost, httpPort, amqpURL, amqpQueue, amqpExchange, amqpPrefetch, amqpHeartbeat, pushTargets, databaseURL,
         clusterDelivery, deliverExchange,
         allowedOrigins, heartbeat, maxFrameBytes, maxSessionsPerUser, maxOutboundBytes, maxMessageBytes, httpIdleTimeout, replayLimit, retentionDays,
-        publishScope, devTokens, introspectionURL, introspectionStyle, introspectionClientId, introspectionClientSecret,
+        publishScope, adminScope, devTokens, introspectionURL, introspectionStyle, introspectionClientId, introspectionClientSecret,
         introspectionCacheSeconds, introspectionMaxRate, introspectionMaxWait, userIdClaims, nodeId, demo, logLevel,
     ]
 }

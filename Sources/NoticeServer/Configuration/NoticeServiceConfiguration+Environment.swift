@@ -61,6 +61,8 @@ extension NoticeServiceConfiguration {
         reader.read(.retentionDays, into: &retentionDays, in: 1...36_500)
         reader.read(.publishScope, into: &publishScope)
         if publishScope.isEmpty || publishScope.contains(" ") { reader.problem(.publishScope, "must be one scope name") }
+        reader.read(.adminScope, into: &adminScope)
+        if adminScope.isEmpty || adminScope.contains(" ") { reader.problem(.adminScope, "must be one scope name") }
         if let tokens = reader.optional(.devTokens) {
             do {
                 devTokens = try DevTokenVerifier(parsing: tokens).users

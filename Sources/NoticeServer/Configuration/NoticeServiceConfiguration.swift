@@ -70,6 +70,8 @@ public struct NoticeServiceConfiguration: Sendable, Hashable {
     public var deliverExchange = "notice.deliver"
     /// The scope a token needs for `POST /api/notices`.
     public var publishScope = "notice:publish"
+    /// The scope of the admin API: ending a user's sessions on every node.
+    public var adminScope = "notice:admin"
     public var devTokens: [String: String]?
     /// Token introspection (SPEC §5); exactly one of this and ``devTokens`` is set.
     public var introspection: IntrospectionConfiguration?

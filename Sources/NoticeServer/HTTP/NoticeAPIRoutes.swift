@@ -284,21 +284,7 @@ struct NoticeAPIRoutes: Sendable {
 
     /// The caller's principal, from `Authorization: Bearer <token>`; 401 otherwise.
     private func authenticate(_ request: Request) async throws -> Principal {
-        let challenge: HTTPFields = [.wwwAuthenticate: #"Bearer realm="notice-service""#]
-        guard let header = request.headers[.authorization], let token = BearerToken.parse(header) else {
-            throw APIError(
-                status: .unauthorized,
-                error: "unauthorized",
-                message: "an Authorization: Bearer access token is required",
-                headers: challenge
-            )
-        }
-        guard let principal = await verifier.verify(token: token) else {
-            var invalid = challenge
-            invalid[.wwwAuthenticate] = #"Bearer realm="notice-service", error="invalid_token""#
-            throw APIError(status: .unauthorized, error: "invalid_token", message: "the access token was not accepted", headers: invalid)
-        }
-        return principal
+        try await BearerAuthentication(verifier: verifier).principal(of: request)
     }
 
     /// The list query from `unread`, `archived`, `category`, `limit` and `before`; 400 with the
