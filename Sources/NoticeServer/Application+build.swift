@@ -61,10 +61,22 @@ public func buildService(
         logger: logger
     )
     // Inbox state changes reach the user's sessions here and, through the relay, on other nodes.
-    let inbox = InboxChanges(store: store) { [hub, relay] events in
-        hub.publish(events)
-        relay?.forward(events)
-    }
+    // Producers hear of them on the events exchange (fire and forget: the change is stored).
+    let inbox = InboxChanges(
+        store: store,
+        announce: { [hub, relay] events in
+            hub.publish(events)
+            relay?.forward(events)
+        },
+        publish: { [connection, exchange = configuration.eventsExchange, logger] routingKey, event in
+            let message = AMQPMessage(body: Array(event.serialized.utf8), properties: .persistentJSON)
+            connection.publish(message, exchange: exchange, routingKey: routingKey) { result in
+                if case .failure(let error) = result {
+                    logger.warning("could not publish an inbox event", metadata: ["inbox.event": "\(routingKey)", "error": "\(error)"])
+                }
+            }
+        }
+    )
     let stomp = StompEnvironment(
         hub: hub,
         verifier: tokens.verifier,

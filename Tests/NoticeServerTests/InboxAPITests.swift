@@ -1,5 +1,6 @@
 import Foundation
 import NoticeCore
+import RabbitMQ
 import STOMP
 import Testing
 
@@ -199,5 +200,23 @@ import Testing
         await broker.close()
         try await server.stop()
         try await auth.stop()
+    }
+
+    @Test func everyChangeIsPublishedToTheEventsExchange() async throws {
+        let server = try await start(.sqlite)
+        let events = await TestBroker(consume: TestServer.freshQueueName(), topic: (server.configuration.eventsExchange, "#"))
+        #expect(try await change(server, #"{"action":"read","upTo":"2","category":"hr"}"#).json["changed"] as? Int == 2)
+        // A command that changes nothing publishes nothing: the next message is the recall.
+        #expect(try await change(server, #"{"action":"read","ids":["1"]}"#).json["changed"] as? Int == 0)
+        #expect(try await api.call(server, "DELETE", "/api/notices/5", token: "carol").status == 204)
+        let messages = await events.take(2)
+        #expect(messages.map(\.routingKey) == ["read", "recalled"])
+        let read = try JSONSerialization.jsonObject(with: Data(messages.first?.message.body ?? [])) as? [String: Any]
+        #expect(read?["type"] as? String == "read" && read?["userId"] as? String == "1" && read?["upTo"] as? String == "2")
+        #expect(read?["category"] as? String == "hr" && read?["at"] is String)
+        let recalled = try JSONSerialization.jsonObject(with: Data(messages.last?.message.body ?? [])) as? [String: Any]
+        #expect(recalled?["ids"] as? [String] == ["5"] && recalled?["recipients"] as? Int == 2 && recalled?["userId"] == nil)
+        await events.close()
+        try await server.stop()
     }
 }

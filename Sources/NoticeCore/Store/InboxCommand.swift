@@ -163,21 +163,43 @@ extension NoticeCounts {
 /// Applies inbox commands to the store and, when one changed something, tells every session
 /// of the user on every node (`announce`: this node's hub and the cluster relay). The one
 /// path for HTTP and STOMP.
+///
+/// Every change is also handed to `publish` (routing key, JSON) for the `notice.events`
+/// exchange: `{"type":"read","userId":"1","ids":["5"],"at":"…"}`, one per command and user;
+/// a recall is one `{"type":"recalled","ids":["5"],"recipients":n,"at":"…"}`.
 public struct InboxChanges: Sendable {
     public let store: any NoticeStore
     private let announce: @Sendable ([PushNotice]) -> Void
+    private let publish: @Sendable (_ routingKey: String, _ event: JSONValue) -> Void
 
-    public init(store: any NoticeStore, announce: @escaping @Sendable ([PushNotice]) -> Void) {
+    public init(
+        store: any NoticeStore,
+        announce: @escaping @Sendable ([PushNotice]) -> Void,
+        publish: @escaping @Sendable (_ routingKey: String, _ event: JSONValue) -> Void = { _, _ in }
+    ) {
         self.store = store
         self.announce = announce
+        self.publish = publish
+    }
+
+    /// `event` with `userId` after its type and `at` last, for the exchange.
+    private static func published(_ event: JSONValue, userId: String?, extra: [(String, JSONValue)] = [], at millis: Int64) -> JSONValue {
+        guard case .object(let object) = event else { return event }
+        var members: [(String, JSONValue)] = []
+        for member in object {
+            members.append((member.key, member.value))
+            if member.key == "type", let userId { members.append(("userId", .string(userId))) }
+        }
+        return .object(JSONObject(members + extra + [("at", .string(NoticeTimestamp.rfc3339(millis: millis)))]))
     }
 
     /// Recalls a notice (``NoticeStore/recall(noticeId:)``) and tells each of its recipients'
     /// sessions (`{"type":"recalled","ids":["<id>"]}`); `false` when there is no such notice.
-    public func recall(noticeId: Int64) async throws -> Bool {
+    public func recall(noticeId: Int64, at millis: Int64) async throws -> Bool {
         guard let recipients = try await store.recall(noticeId: noticeId) else { return false }
         let event = JSONValue.object(JSONObject([("type", .string("recalled")), ("ids", .array([.string(String(noticeId))]))]))
         if !recipients.isEmpty { announce(recipients.map { .inboxEvent(event, for: $0) }) }
+        publish("recalled", Self.published(event, userId: nil, extra: [("recipients", .number(String(recipients.count)))], at: millis))
         return true
     }
 
@@ -185,7 +207,10 @@ public struct InboxChanges: Sendable {
     @discardableResult
     public func apply(_ command: InboxCommand, userId: String, at millis: Int64) async throws -> Int {
         let changed = try await store.apply(command, userId: userId, at: millis)
-        if changed > 0 { announce([.inboxEvent(command.event, for: userId)]) }
+        if changed > 0 {
+            announce([.inboxEvent(command.event, for: userId)])
+            publish(command.action.eventType, Self.published(command.event, userId: userId, at: millis))
+        }
         return changed
     }
 }

@@ -78,6 +78,11 @@ extension ConfigurationKey {
         service.deliverExchange,
         "topic exchange that carries notices across nodes"
     )
+    public static let eventsExchange = Self(
+        "NOTICE_AMQP_EVENTS_EXCHANGE",
+        service.eventsExchange,
+        "topic exchange inbox state changes are published to, routing key the change (read, recalled, …)"
+    )
     public static let databaseURL = Self(
         "NOTICE_DB_URL",
         "\(service.database)",
@@ -180,7 +185,7 @@ extension ConfigurationKey {
     /// All keys, in the order `--help` lists them.
     public static let all: [ConfigurationKey] = [
         httpHost, httpPort, amqpURL, amqpQueue, amqpExchange, amqpPrefetch, amqpHeartbeat, pushTargets, databaseURL,
-        clusterDelivery, deliverExchange,
+        clusterDelivery, deliverExchange, eventsExchange,
         allowedOrigins, heartbeat, maxFrameBytes, maxSessionsPerUser, maxOutboundBytes, maxMessageBytes, httpIdleTimeout, replayLimit, retentionDays,
         publishScope, adminScope, devTokens, introspectionURL, introspectionStyle, introspectionClientId, introspectionClientSecret,
         introspectionCacheSeconds, introspectionMaxRate, introspectionMaxWait, userIdClaims, nodeId, demo, logLevel,

@@ -40,6 +40,8 @@ extension NoticeServiceConfiguration {
         }
         reader.read(.deliverExchange, into: &deliverExchange)
         if deliverExchange.isEmpty || deliverExchange.utf8.count > 200 { reader.problem(.deliverExchange, "must be 1-200 bytes") }
+        reader.read(.eventsExchange, into: &eventsExchange)
+        if eventsExchange.isEmpty || eventsExchange.utf8.count > 200 { reader.problem(.eventsExchange, "must be 1-200 bytes") }
         if let mode = reader.string(.clusterDelivery)?.lowercased() {
             switch mode {
             case "on", "true": clusterDeliveryMode = .on

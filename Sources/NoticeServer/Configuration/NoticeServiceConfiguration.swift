@@ -68,6 +68,8 @@ public struct NoticeServiceConfiguration: Sendable, Hashable {
     public var retentionDays = 90
     public var clusterDeliveryMode = ClusterDelivery.auto
     public var deliverExchange = "notice.deliver"
+    /// Where inbox state changes are published for producers that want them (docs/inbox.md).
+    public var eventsExchange = "notice.events"
     /// The scope a token needs for `POST /api/notices`.
     public var publishScope = "notice:publish"
     /// The scope of the admin API: ending a user's sessions on every node.

@@ -147,7 +147,7 @@ struct NoticeAPIRoutes: Sendable {
         }
         let found: Bool
         do {
-            found = try await inbox.recall(noticeId: noticeId)
+            found = try await inbox.recall(noticeId: noticeId, at: Self.nowMillis())
         } catch {
             throw Self.storeUnavailable
         }

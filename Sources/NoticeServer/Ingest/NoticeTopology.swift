@@ -5,7 +5,7 @@ import RabbitMQ
 func noticeTopology(_ configuration: NoticeServiceConfiguration) -> AMQPTopology {
     AMQPTopology(
         queues: [.init(name: configuration.queue), .init(name: configuration.deadLetterQueue)],
-        exchanges: [.init(name: configuration.exchange, type: "direct")],
+        exchanges: [.init(name: configuration.exchange, type: "direct"), .init(name: configuration.eventsExchange, type: "topic")],
         bindings: [.init(queue: configuration.queue, exchange: configuration.exchange, routingKey: "notice")],
         consume: configuration.queue
     )

@@ -46,6 +46,7 @@ struct TestServer {
         configuration.exchange = "\(queue).direct"
         // Servers on PostgreSQL relay across nodes: each test server gets a cluster of its own.
         configuration.deliverExchange = "\(queue).deliver"
+        configuration.eventsExchange = "\(queue).events"
         configuration.database = .sqlite(path: databasePath ?? freshDatabasePath())
         configuration.devTokens = devTokens
         configuration.logLevel = .warning
@@ -69,6 +70,7 @@ struct TestServer {
             "NOTICE_AMQP_QUEUE": queue,
             "NOTICE_AMQP_EXCHANGE": "\(queue).direct",
             "NOTICE_AMQP_DELIVER_EXCHANGE": "\(queue).deliver",
+            "NOTICE_AMQP_EVENTS_EXCHANGE": "\(queue).events",
             "NOTICE_DB_URL": "sqlite:\(databasePath ?? freshDatabasePath())",
             "NOTICE_DEV_TOKENS": devTokens.map { "\($0.key):\($0.value)" }.sorted().joined(separator: ","),
             "NOTICE_NODE_ID": "test-\(UUID().uuidString.prefix(8))",
@@ -186,12 +188,18 @@ struct TestFailure: Error, CustomStringConvertible {
 final class TestBroker: Sendable {
     let connection: RabbitMQConnection
 
-    init(consume queue: String? = nil) async {
+    /// `topic`: also bind the consumed queue to this topic exchange with this routing key.
+    init(consume queue: String? = nil, topic: (exchange: String, routingKey: String)? = nil) async {
         var logger = Logger(label: "test.broker")
         logger.logLevel = .critical
+        var topology = AMQPTopology(queues: queue.map { [.init(name: $0)] } ?? [], consume: queue)
+        if let queue, let topic {
+            topology.exchanges = [.init(name: topic.exchange, type: "topic")]
+            topology.bindings = [.init(queue: queue, exchange: topic.exchange, routingKey: topic.routingKey)]
+        }
         connection = RabbitMQConnection(
             configuration: AMQPConfiguration(url: TestServer.amqpURL, connectionName: "test-broker"),
-            topology: AMQPTopology(queues: queue.map { [.init(name: $0)] } ?? [], consume: queue),
+            topology: topology,
             logger: logger
         )
         connection.start()
