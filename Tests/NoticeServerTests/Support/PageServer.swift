@@ -76,35 +76,20 @@ final class HeadlessChromium {
     /// Whether Chromium is installed (scripts/bootstrap installs Debian's `chromium`).
     static var isInstalled: Bool { FileManager.default.isExecutableFile(atPath: executable) }
 
-    /// Headless Chromium on `url`; `extra` arguments before it (e.g. `--dump-dom` with
-    /// `--virtual-time-budget`, which make it load, run, print and exit by itself).
-    init(url: String, extra: [String] = []) throws {
+    init(url: String) throws {
         profile = FileManager.default.temporaryDirectory.appendingPathComponent("notice-chromium-\(UUID().uuidString)")
         log = FileManager.default.temporaryDirectory.appendingPathComponent("notice-chromium-\(UUID().uuidString).log")
         try FileManager.default.createDirectory(at: profile, withIntermediateDirectories: true)
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         process.executableURL = URL(fileURLWithPath: Self.executable)
-        process.arguments =
-            [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                "--no-default-browser-check", "--disable-extensions", "--user-data-dir=\(profile.path)",
-            ] + extra + [url]
+        process.arguments = [
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+            "--no-default-browser-check", "--disable-extensions", "--user-data-dir=\(profile.path)", url,
+        ]
         let handle = try FileHandle(forWritingTo: log)
         process.standardOutput = handle
         process.standardError = handle
         try process.run()
-    }
-
-    /// Runs Chromium on `url` until it exits by itself (`extra` must make it: `--dump-dom`,
-    /// `--screenshot`), at most `timeout`; returns what it printed (stdout and stderr).
-    static func run(url: String, extra: [String], timeout: Duration = .seconds(60)) async throws -> String {
-        let chromium = try HeadlessChromium(url: url, extra: extra)
-        defer { chromium.stop() }
-        let deadline = ContinuousClock.now + timeout
-        while chromium.process.isRunning, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        return (try? String(contentsOf: chromium.log, encoding: .utf8)) ?? ""
     }
 
     /// The end of Chromium's output, for failure messages.
