@@ -17,15 +17,8 @@ import Testing
     /// Node `consumer` consumes the notice queue; node `other` consumes a queue of its own that
     /// nobody publishes to, so whatever its sessions receive crossed over from `consumer`.
     func startCluster() async throws -> Cluster {
-        let exchange = "test.deliver.\(UUID().uuidString)"
-        var first = TestServer.configuration()
-        first.clusterDeliveryMode = .on
-        first.deliverExchange = exchange
-        var second = TestServer.configuration()
-        second.database = first.database
-        second.clusterDeliveryMode = .on
-        second.deliverExchange = exchange
-        return Cluster(consumer: try await TestServer.start(first), other: try await TestServer.start(second), exchange: exchange)
+        let (first, second) = try await TestServer.clusterConfigurations()
+        return Cluster(consumer: try await TestServer.start(first), other: try await TestServer.start(second), exchange: first.deliverExchange)
     }
 
     func bindings(_ exchange: String) async throws -> [String] {

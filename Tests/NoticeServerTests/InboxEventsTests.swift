@@ -35,14 +35,7 @@ import Testing
 
     @Test(arguments: TestServer.Store.allCases)
     func aChangeInOneTabReachesTheUsersOtherTabsOnEveryNode(_ store: TestServer.Store) async throws {
-        let exchange = "test.deliver.\(UUID().uuidString)"
-        var first = try await TestServer.configuration(store: store)
-        first.clusterDeliveryMode = .on
-        first.deliverExchange = exchange
-        var second = TestServer.configuration()
-        second.database = first.database
-        second.clusterDeliveryMode = .on
-        second.deliverExchange = exchange
+        let (first, second) = try await TestServer.clusterConfigurations(store: store)
         let nodeA = try await TestServer.start(first)
         let nodeB = try await TestServer.start(second)
         let broker = await TestBroker()

@@ -76,16 +76,11 @@ import Testing
         auth.issue("alice", to: "1")
         auth.issue("bob", to: "2")
         auth.issue("admin", to: "ops", scopes: "read notice:admin")
-        let exchange = "test.deliver.\(UUID().uuidString)"
-        var first = TestServer.configuration()
-        var second = TestServer.configuration()
-        second.database = first.database
+        var (first, second) = try await TestServer.clusterConfigurations()
         for index in 0..<2 {
             var node = index == 0 ? first : second
             node.devTokens = nil
             node.introspection = auth.introspection()
-            node.clusterDeliveryMode = .on
-            node.deliverExchange = exchange
             if index == 0 { first = node } else { second = node }
         }
         let nodeA = try await TestServer.start(first)

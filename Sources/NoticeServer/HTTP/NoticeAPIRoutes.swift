@@ -60,13 +60,7 @@ struct NoticeAPIRoutes: Sendable {
     private func counts(_ request: Request) async throws -> Response {
         let principal = try await authenticate(request)
         let parameters = request.uri.queryParameters
-        var cap = NoticeCounts.defaultCap
-        if let text = parameters.get("cap") {
-            guard let value = Int(text), (1...NoticeCounts.maxCap).contains(value) else {
-                throw APIError(status: .badRequest, error: "invalid_request", message: "cap must be an integer from 1 to \(NoticeCounts.maxCap)")
-            }
-            cap = value
-        }
+        let cap = try Self.integer(parameters, "cap", in: 1...NoticeCounts.maxCap) ?? NoticeCounts.defaultCap
         let category = try Self.category(parameters)
         let counts: NoticeCounts
         do {
@@ -168,13 +162,7 @@ struct NoticeAPIRoutes: Sendable {
             throw APIError(status: .notFound, error: "not_found", message: "no such notice")
         }
         let parameters = request.uri.queryParameters
-        var limit = Self.defaultReceiptsPage
-        if let text = parameters.get("limit") {
-            guard let value = Int(text), (1...Self.maxReceiptsPage).contains(value) else {
-                throw APIError(status: .badRequest, error: "invalid_request", message: "limit must be an integer from 1 to \(Self.maxReceiptsPage)")
-            }
-            limit = value
-        }
+        let limit = try Self.integer(parameters, "limit", in: 1...Self.maxReceiptsPage) ?? Self.defaultReceiptsPage
         var after: String?
         if let text = parameters.get("after") {
             guard (try? NoticeValidator.parseUserId(.string(text), field: "after")) != nil else {
@@ -272,6 +260,19 @@ struct NoticeAPIRoutes: Sendable {
         )
     }
 
+    /// The query parameter `name` as an integer in `range`; `nil` when absent, 400 otherwise.
+    static func integer(_ parameters: Parameters, _ name: String, in range: ClosedRange<Int>) throws -> Int? {
+        guard let text = parameters.get(name) else { return nil }
+        guard let value = Int(text), range.contains(value) else {
+            throw APIError(
+                status: .badRequest,
+                error: "invalid_request",
+                message: "\(name) must be an integer from \(range.lowerBound) to \(range.upperBound)"
+            )
+        }
+        return value
+    }
+
     /// The `category` query parameter, bounded as a record's category is.
     static func category(_ parameters: Parameters) throws -> String? {
         guard let text = parameters.get("category") else { return nil }
@@ -299,12 +300,7 @@ struct NoticeAPIRoutes: Sendable {
             query[keyPath: flag] = value
         }
         query.category = try category(parameters)
-        if let limit = parameters.get("limit") {
-            guard let value = Int(limit), (1...maxPageSize).contains(value) else {
-                throw APIError(status: .badRequest, error: "invalid_request", message: "limit must be an integer from 1 to \(maxPageSize)")
-            }
-            query.limit = value
-        }
+        if let limit = try integer(parameters, "limit", in: 1...maxPageSize) { query.limit = limit }
         if let before = parameters.get("before") {
             guard let id = try? NoticeValidator.parseId(.string(before)) else {
                 throw APIError(status: .badRequest, error: "invalid_request", message: "before must be a notice id")

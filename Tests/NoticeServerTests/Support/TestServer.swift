@@ -61,6 +61,25 @@ struct TestServer {
         return configuration
     }
 
+    /// Two nodes of one cluster: a fresh store of the given kind shared by both, one deliver
+    /// exchange of their own, relaying on, each node with its own queue (so that whatever the
+    /// second's sessions receive of what the first consumes crossed over).
+    static func clusterConfigurations(
+        store: Store = .sqlite
+    ) async throws -> (first: NoticeServiceConfiguration, second: NoticeServiceConfiguration) {
+        let exchange = "test.deliver.\(UUID().uuidString)"
+        var first = try await configuration(store: store)
+        var second = configuration()
+        second.database = first.database
+        for index in 0..<2 {
+            var node = index == 0 ? first : second
+            node.clusterDeliveryMode = .on
+            node.deliverExchange = exchange
+            if index == 0 { first = node } else { second = node }
+        }
+        return (first, second)
+    }
+
     /// The same as ``configuration(queue:databasePath:)`` as environment variables, for a
     /// service started as a process of its own.
     static func settings(queue: String = freshQueueName(), databasePath: String? = nil) -> [String: String] {
