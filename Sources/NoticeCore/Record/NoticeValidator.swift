@@ -128,16 +128,25 @@ public struct NoticeValidator: Sendable {
     /// A category (inbox counts and state changes can be per category): absent or null, or a
     /// non-empty string of at most ``maxCategoryBytes`` without control characters.
     public static func parseCategory(_ value: JSONValue?) throws(NoticeValidationError) -> String? {
+        try parseName(value, field: "category", maxBytes: maxCategoryBytes)
+    }
+
+    /// `collapseKey`: as a category, up to ``maxCollapseKeyBytes``.
+    static func parseCollapseKey(_ value: JSONValue?) throws(NoticeValidationError) -> String? {
+        try parseName(value, field: "collapseKey", maxBytes: maxCollapseKeyBytes)
+    }
+
+    /// Absent or null, or a non-empty string of at most `maxBytes` without control characters.
+    static func parseName(_ value: JSONValue?, field: String, maxBytes: Int) throws(NoticeValidationError) -> String? {
         switch value {
         case nil, .null?: return nil
         case .string(let text)?:
-            guard !text.isEmpty, text.utf8.count <= maxCategoryBytes,
-                !text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F })
+            guard !text.isEmpty, text.utf8.count <= maxBytes, !text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F })
             else {
-                throw NoticeValidationError("category must be a non-empty string of at most \(maxCategoryBytes) bytes without control characters")
+                throw NoticeValidationError("\(field) must be a non-empty string of at most \(maxBytes) bytes without control characters")
             }
             return text
-        default: throw NoticeValidationError("category must be a string")
+        default: throw NoticeValidationError("\(field) must be a string")
         }
     }
 
@@ -158,24 +167,6 @@ public struct NoticeValidator: Sendable {
             return millis
         default:
             throw NoticeValidationError("expiresAt must be an RFC 3339 date-time or an integer of Unix milliseconds")
-        }
-    }
-
-    /// `collapseKey`: absent or null, or a non-empty string of at most ``maxCollapseKeyBytes``
-    /// without control characters.
-    static func parseCollapseKey(_ value: JSONValue?) throws(NoticeValidationError) -> String? {
-        switch value {
-        case nil, .null?: return nil
-        case .string(let text)?:
-            guard !text.isEmpty, text.utf8.count <= maxCollapseKeyBytes,
-                !text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F })
-            else {
-                throw NoticeValidationError(
-                    "collapseKey must be a non-empty string of at most \(maxCollapseKeyBytes) bytes without control characters"
-                )
-            }
-            return text
-        default: throw NoticeValidationError("collapseKey must be a string")
         }
     }
 
