@@ -219,4 +219,31 @@ import Testing
         await events.close()
         try await server.stop()
     }
+
+    @Test(arguments: TestServer.Store.allCases)
+    func expiryAndCollapseKeysThroughTheQueue(_ store: TestServer.Store) async throws {
+        let server = try await TestServer.start(try await TestServer.configuration(store: store))
+        let broker = await TestBroker()
+        let alice = try await server.subscribedClient(token: "alice", user: "1")
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let past = NoticeTimestamp.rfc3339(millis: now - 60_000)
+        try await broker.publish(#"{"id":10,"userId":"1","title":"too late","expiresAt":"\#(past)"}"#, to: server.configuration.queue)
+        try await broker.publish(
+            #"{"id":11,"userId":"1","title":"build 1 failed","collapseKey":"build","expiresAt":\#(now + 3_600_000)}"#,
+            to: server.configuration.queue
+        )
+        #expect(await alice.noticeIds(throughNotice: "11") == ["11"], "expired on arrival: stored, not pushed")
+        try await broker.publish(#"{"id":12,"userId":"1","title":"build 2 failed","collapseKey":"build"}"#, to: server.configuration.queue)
+        try await broker.publish(#"{"id":13,"userId":1,"title":"marker"}"#, to: server.configuration.queue)
+        #expect(await alice.noticeIds(throughNotice: "13") == ["12", "13"])
+        // Build 2 replaced the unread build 1; the expired one is in no list and no count.
+        #expect(api.ids(try await api.call(server, "GET", "/api/notices", token: "alice")) == ["13", "12"])
+        #expect(try await counts(server)["unread"] as? Int == 2)
+        let receipts = try await api.call(server, "GET", "/api/notices/10/receipts", token: "carol")
+        #expect(receipts.status == 200 && receipts.json["recipients"] as? Int == 1, "its row is kept")
+        #expect(try await api.call(server, "GET", "/api/notices/11/receipts", token: "carol").json["recipients"] as? Int == 0)
+        alice.close()
+        await broker.close()
+        try await server.stop()
+    }
 }

@@ -91,7 +91,14 @@ import Testing
         // Nothing new on the legacy destination: its next frame is alice's next notice.
         try await broker.publish(#"{"id":6,"userId":"1","title":"marker"}"#, to: nodeA.configuration.queue)
         #expect(await legacy.noticeIds(throughNotice: "6") == ["6"])
-        #expect(await nextEvent(tab1)["unread"] as? Int == 3)
+        for tab in [tab1, tab2] { #expect(await nextEvent(tab)["unread"] as? Int == 3) }
+        // A recall on node B reaches alice's tabs on both nodes.
+        #expect(try await api.call(nodeB, "DELETE", "/api/notices/6", token: "carol").status == 204)
+        for tab in [tab1, tab2] {
+            let recalled = await nextEvent(tab)
+            #expect(recalled["type"] as? String == "recalled" && recalled["ids"] as? [String] == ["6"], "\(recalled)")
+            #expect(await nextEvent(tab)["unread"] as? Int == 2)
+        }
 
         for client in [tab1, tab2, bobTab, legacy] { client.close() }
         await broker.close()
