@@ -21,6 +21,10 @@ struct SessionDriver: Sendable {
     /// The user's counts changed (an inbox event, a new notice) and an events subscription
     /// should hear: sent once the mailbox is empty, so a burst of changes costs one query.
     var countsDue = false
+    /// When the last token refresh finished: each asks the authorization server, so a session
+    /// may refresh at most once per ``minimumRefreshInterval``.
+    var lastRefresh: ContinuousClock.Instant?
+    static let minimumRefreshInterval = Duration.seconds(10)
 
     var environment: StompEnvironment { connection.environment }
 
@@ -180,6 +184,10 @@ struct SessionDriver: Sendable {
     /// Checks a token sent on the open session; the session goes on under it (a later expiry,
     /// new scopes) or ends as a refused CONNECT does. Before the frame's RECEIPT, if any.
     private mutating func refreshToken(_ token: String) async -> Bool {
+        if let lastRefresh, ContinuousClock.now - lastRefresh < Self.minimumRefreshInterval {
+            return await perform(session.fail("too many token refreshes", detail: "at most one per \(Self.minimumRefreshInterval)"))
+        }
+        defer { lastRefresh = .now }
         guard let principal = await environment.verifier.verify(token: token) else {
             logger.info("token refresh refused: token not accepted")
             return await perform(session.authenticationFailed())

@@ -46,6 +46,11 @@ import Testing
         client.send(StompFrame(.send, headers: ["destination": "/app/ping", "receipt": "alive"]))
         let alive = await client.frames.next()
         #expect(alive?.command == .receipt && alive?.headers["receipt-id"] == "alive", "\(String(describing: alive))")
+        // Each refresh asks the authorization server: a second one within 10 s ends the session.
+        refresh(client, token: "fresh", receipt: "again")
+        let refused = try #require(await client.frames.next())
+        #expect(refused.command == .error && refused.headers["message"] == "too many token refreshes", "\(refused)")
+        #expect(await client.waitUntilClosed())
         client.close()
         try await server.stop()
         try await auth.stop()
