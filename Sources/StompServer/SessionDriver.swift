@@ -141,8 +141,13 @@ struct SessionDriver: Sendable {
                 await changeInbox(command)
             case .sendCounts(let subscriptionId):
                 guard await sendCounts(subscriptionId: subscriptionId) else { return false }
-                // An events subscription made after the warning still gets it.
-                if session.tokenExpiringDue, await !sendTokenExpiring(subscriptionId: subscriptionId) { return false }
+                if session.tokenExpiringDue {
+                    // An events subscription made after the warning still gets it.
+                    guard await sendTokenExpiring(subscriptionId: subscriptionId) else { return false }
+                } else if let expiresAt = session.principal?.expiresAtMillis {
+                    // The first place to send the warning to: arm it (at once if it is due).
+                    connection.scheduleExpiry(atUnixMillis: expiresAt, warning: true)
+                }
             case .refreshToken(let token):
                 guard await refreshToken(token) else { return false }
             }
@@ -193,7 +198,7 @@ struct SessionDriver: Sendable {
             return await perform(session.authenticationFailed())
         }
         guard await perform(session.tokenRefreshed(principal)) else { return false }
-        connection.scheduleExpiry(atUnixMillis: principal.expiresAtMillis)
+        connection.scheduleExpiry(atUnixMillis: principal.expiresAtMillis, warning: session.hasEventsSubscription)
         logger.info("token refreshed")
         return true
     }

@@ -192,18 +192,24 @@ public final class StompConnection: NoticeSink, ConnectionTimersOwner, BurstMail
             tickMillis.store(millis, ordering: .relaxed)
             timers.repeatEvery(.milliseconds(millis), in: self)
         }
-        scheduleExpiry(atUnixMillis: expiresAtMillis)
+        scheduleExpiry(atUnixMillis: expiresAtMillis, warning: false)
     }
 
-    /// The session's token expires at this time (`nil`: never): its expiry and the warning a
-    /// minute before, replacing those of the token before (`SEND /app/session/token`).
-    func scheduleExpiry(atUnixMillis expiresAtMillis: Int64?) {
+    /// The session's token expires at this time (`nil`: never), replacing the deadline of the
+    /// token before (`SEND /app/session/token`); with `warning`, also the `token-expiring`
+    /// warning a minute before. Only a session with an events subscription has anywhere to send
+    /// the warning: the others keep one timer (a scheduled task is ~0.4 KiB per session).
+    func scheduleExpiry(atUnixMillis expiresAtMillis: Int64?, warning: Bool) {
         guard let expiresAtMillis else {
             timers.cancel(.expiry)
             timers.cancel(.tokenExpiring)
             return
         }
         timers.schedule(.expiry, atUnixMillis: expiresAtMillis, in: self)
+        guard warning else {
+            timers.cancel(.tokenExpiring)
+            return
+        }
         let lead = environment.tokenExpiringLead.saturatedNanoseconds / 1_000_000
         timers.schedule(.tokenExpiring, atUnixMillis: expiresAtMillis.subtractingReportingOverflow(lead).partialValue, in: self)
     }
