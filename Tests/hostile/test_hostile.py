@@ -1013,6 +1013,13 @@ READ_BODIES = [b"", b"{", b"[]", b"null", b'{"id":null}', b'{"id":"-1"}', b'{"id
                b"[" * 100_000, b'{"id":' * 20_000, b"\xff\xfe\x00", b'{"id":"' + b"9" * 60_000 + b'"}', b'"\\u0000"']
 
 
+STATE_BODIES = [b'{"action":"read"}', b'{"action":"read","all":true,"ids":["1"]}', b'{"action":"x","all":true}',
+                b'{"action":"read","ids":[' + b'"1",' * 1000 + b'"1"]}', b'{"action":"delete","upTo":"-1"}',
+                b'{"action":"read","upTo":"123456789"}', b'{"action":"archive","all":true,"category":"' + b"c" * 100 + b'"}',
+                b'{"action":"read","all":true,"category":"a\\u0000"}', b'{"action":' + b"[" * 30_000 + b"]" * 30_000 + b"}",
+                b'{"action":"read","all":true,"' + b"k" * 50_000 + b'":1}']
+
+
 def random_value(r):
     pick = r.random()
     if pick < 0.45:
@@ -1146,6 +1153,22 @@ def stomp_ws_catalog(suite):
     for body in READ_BODIES:
         items.append((f"SEND /app/notices/read body {short(body, 40)}",
                       [connect_frame(t()), frame("SEND", [("destination", "/app/notices/read"), ("receipt", "r")], body)], {}))
+    # The inbox over STOMP (docs/inbox.md): state commands, the events destination, token refresh.
+    for body in READ_BODIES + STATE_BODIES:
+        items.append((f"SEND /app/notices/state body {short(body, 40)}",
+                      [connect_frame(t()), frame("SEND", [("destination", "/app/notices/state"), ("receipt", "r")], body)], {}))
+    items += [
+        ("events subscription, then 200 state commands",
+         [connect_frame(t()), frame("SUBSCRIBE", [("id", "ev"), ("destination", "/user/notice/events")])] +
+         [frame("SEND", [("destination", "/app/notices/state")], b'{"action":"seen","all":true}') for _ in range(200)], {}),
+        ("32 events subscriptions", [connect_frame(t())] +
+         [frame("SUBSCRIBE", [("id", f"ev{i}"), ("destination", "/user/notice/events")]) for i in range(32)], {}),
+        ("token refresh without a token", [connect_frame(t()), frame("SEND", [("destination", "/app/session/token"), ("receipt", "r")])], {}),
+        ("token refresh with garbage", [connect_frame(t()), frame("SEND", [("destination", "/app/session/token"),
+                                                                          ("Authorization", "Bearer " + "x" * 9000)])], {}),
+        ("token refresh flood", [connect_frame(t())] +
+         [frame("SEND", [("destination", "/app/session/token"), ("Authorization", f"Bearer nope-{i}")]) for i in range(100)], {}),
+    ]
     return items
 
 
