@@ -165,6 +165,9 @@ import Testing
         // Not blank: a page with a badge, a list and buttons compresses to well over 10 KB.
         #expect(png.count > 10_000)
 
+        // The tabs first: their keep-alive connections would hold up the page server's graceful stop.
+        tabA.stop()
+        tabB.stop()
         await broker.close()
         try await page.stop()
         try await server.stop()
