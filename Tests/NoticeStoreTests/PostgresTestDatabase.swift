@@ -35,8 +35,20 @@ struct PostgresTestDatabase: Sendable {
         let server = try serverConfiguration()
         await sweepOnce(server)
         let name = "notice_test_\(Int(Date().timeIntervalSince1970))_\(UUID().uuidString.prefix(8).lowercased())"
-        try await withAdminConnection(server) { connection, logger in
-            try await connection.query("CREATE DATABASE \(unescaped: name)", logger: logger)
+        // Many tests create databases at once; the server may refuse one now and then (it copies
+        // a template database). A few tries, then the server's own words.
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                try await withAdminConnection(server) { connection, logger in
+                    try await connection.query("CREATE DATABASE \(unescaped: name)", logger: logger)
+                }
+                break
+            } catch {
+                guard attempt < 4 else { throw PostgresTestError("CREATE DATABASE \(name): \(String(reflecting: error))") }
+                try await Task.sleep(for: .milliseconds(200 * attempt))
+            }
         }
         var configuration = server
         configuration.database = name
