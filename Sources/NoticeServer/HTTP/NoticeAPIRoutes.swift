@@ -177,12 +177,11 @@ struct NoticeAPIRoutes: Sendable {
             throw Self.storeUnavailable
         }
         guard let receipts = found else { throw APIError(status: .notFound, error: "not_found", message: "no such notice") }
-        func time(_ millis: Int64?) -> JSONValue { millis.map { .string(NoticeTimestamp.rfc3339(millis: $0)) } ?? .null }
         let users = receipts.page.map { user in
             JSONValue.object(
                 JSONObject([
-                    ("userId", .string(user.userId)), ("deliveredAt", time(user.deliveredAt)), ("seenAt", time(user.seenAt)),
-                    ("readAt", time(user.readAt)),
+                    ("userId", .string(user.userId)), ("deliveredAt", Self.time(user.deliveredAt)), ("seenAt", Self.time(user.seenAt)),
+                    ("readAt", Self.time(user.readAt)),
                 ])
             )
         }
@@ -273,6 +272,9 @@ struct NoticeAPIRoutes: Sendable {
         return value
     }
 
+    /// An API time: RFC 3339 (as in the pushed notice), or null for "not yet".
+    static func time(_ millis: Int64?) -> JSONValue { millis.map { .string(NoticeTimestamp.rfc3339(millis: $0)) } ?? .null }
+
     /// The `category` query parameter, bounded as a record's category is.
     static func category(_ parameters: Parameters) throws -> String? {
         guard let text = parameters.get("category") else { return nil }
@@ -314,7 +316,6 @@ struct NoticeAPIRoutes: Sendable {
     /// not yet) and the JSON a browser received.
     static func item(_ stored: StoredNoticeRow) -> JSONValue {
         let notice = (try? JSONParser.parse(Array(stored.row.payload.utf8))) ?? .string(stored.row.payload)
-        func time(_ millis: Int64?) -> JSONValue { millis.map { .string(NoticeTimestamp.rfc3339(millis: $0)) } ?? .null }
         return .object(
             JSONObject([
                 ("id", .string(String(stored.row.noticeId))),
