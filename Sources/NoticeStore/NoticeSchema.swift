@@ -12,12 +12,20 @@ import NoticeCore
 enum NoticeSchema {
     /// The columns ``SQLiteNoticeStore/storedRow(_:)`` and the PostgreSQL decoder read, and
     /// the join they come from (`r`: the recipient row, `b`: its body).
-    static let columns = """
+    static let columns = "\(ownColumns)\n\(bodyJoin)"
+
+    /// ``columns`` without their `FROM`: a user's own row.
+    static let ownColumns = """
         r.notice_id, r.recipient, COALESCE(r.payload, b.payload) AS payload,
         CASE WHEN r.payload IS NULL THEN b.recipient_offset END AS recipient_offset,
         b.created_at, r.category, r.pushed, r.delivered_at, r.seen_at, r.read_at, r.archived_at, r.expires_at, r.collapse_key
-        FROM notice_recipient r JOIN notice_body b ON b.notice_id = r.notice_id
         """
+
+    static let bodyJoin = "FROM notice_recipient r JOIN notice_body b ON b.notice_id = r.notice_id"
+
+    /// The names of ``columns``, for a query that selects them from a subquery.
+    static let columnNames =
+        "notice_id, recipient, payload, recipient_offset, created_at, category, pushed, delivered_at, seen_at, read_at, archived_at, expires_at, collapse_key"
 
     /// The store's clock, Unix ms: what has expired is decided by the node that reads.
     static func nowMillis() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
@@ -60,7 +68,10 @@ enum NoticeSchema {
     /// How a store writes the `n`th (1-based) statement parameter.
     enum Dialect {
         case sqlite, postgres
-        func parameter(_ n: Int) -> String { self == .sqlite ? "?" : "$\(n)" }
+        /// SQLite's numbered parameters may be used more than once, as PostgreSQL's.
+        func parameter(_ n: Int) -> String { self == .sqlite ? "?\(n)" : "$\(n)" }
+        /// The type of the time and sequence columns.
+        var integer: String { self == .sqlite ? "INTEGER" : "bigint" }
     }
 
     /// Counts a user's not-archived, not-expired rows whose `state` (`read_at`, `seen_at`) is unset, at

@@ -96,6 +96,8 @@ extension PostgresNoticeStore {
                 "DROP TABLE notice",
             ] + NoticeSchema.sharedIndexes
         ),
+        // Announcements: a user's state of a broadcast, and their announcement mark (SQLite v6).
+        Migration(version: 4, name: "announcements", statements: NoticeSchema.announcementTables(.postgres)),
     ]
 
     /// The advisory lock every node takes to migrate ("notice" in ASCII): one migrates, the

@@ -81,9 +81,11 @@ public final class PostgresNoticeStore: NoticeStore, Service {
         let expiries = batch.map { $0.expiresAt ?? -1 }
         let collapseKeys = batch.map { $0.recipient == nil ? "" : $0.collapseKey ?? "" }
         // One statement is one transaction; unnest keeps the batch's order, so seq follows it.
-        // The UPDATE and the body INSERT in WITH run once, to completion, whether or not the
-        // main INSERT reads them. The UPDATE marks rows committed by earlier batches (an empty
-        // array: nothing); a body is stored once per notice id (see NoticeSchema.insertBody).
+        // The statements in WITH run once, to completion, whether or not the main INSERT reads
+        // them. `delivered` marks rows committed by earlier batches (an empty array: nothing),
+        // `announced` moves the announcement marks of users shown a broadcast (its key has no
+        // row: one mark per user, never back); a body is stored once per notice id (see
+        // NoticeSchema.insertBody).
         return try await perform("insert") { connection, logger in
             let inserted = try await connection.query(
                 """
@@ -92,6 +94,15 @@ public final class PostgresNoticeStore: NoticeStore, Service {
                     FROM unnest(\(markedIds)::bigint[], \(markedRecipients)::text[]) AS marked(notice_id, recipient)
                     WHERE notice_recipient.notice_id = marked.notice_id AND notice_recipient.recipient = marked.recipient
                         AND notice_recipient.delivered_at IS NULL
+                ), announced AS (
+                    INSERT INTO notice_announcement_delivered (recipient, seq, delivered_at)
+                    SELECT marked.recipient, max(r.seq), \(millis)
+                    FROM unnest(\(markedIds)::bigint[], \(markedRecipients)::text[]) AS marked(notice_id, recipient)
+                    JOIN notice_recipient r ON r.notice_id = marked.notice_id AND r.recipient = ''
+                    WHERE marked.recipient <> ''
+                    GROUP BY marked.recipient ORDER BY marked.recipient
+                    ON CONFLICT (recipient) DO UPDATE SET seq = excluded.seq, delivered_at = excluded.delivered_at
+                    WHERE excluded.seq > notice_announcement_delivered.seq
                 ), bodies AS (
                     INSERT INTO notice_body (notice_id, payload, recipient_offset, created_at, category, expires_at, collapse_key, source_key, pushed)
                     SELECT id, payload, NULLIF(recipient_offset, -1)::integer, created_at, NULLIF(category, ''), NULLIF(expires_at, -1),
@@ -142,64 +153,58 @@ public final class PostgresNoticeStore: NoticeStore, Service {
 
     public func markDelivered(_ keys: [NoticeKey], at millis: Int64) async throws {
         guard !keys.isEmpty else { return }
-        let ids = keys.map(\.noticeId)
-        let recipients = keys.map { $0.recipient ?? "" }
-        try await perform("markDelivered") { connection, logger in
-            _ = try await connection.query(
-                """
-                UPDATE notice_recipient SET delivered_at = \(millis)
-                FROM unnest(\(ids)::bigint[], \(recipients)::text[]) AS marked(notice_id, recipient)
-                WHERE notice_recipient.notice_id = marked.notice_id AND notice_recipient.recipient = marked.recipient
-                    AND notice_recipient.delivered_at IS NULL
-                """,
-                logger: logger
-            )
-        }
+        // The insert's statement with no rows: its WITH marks them.
+        _ = try await insert([], markingDelivered: keys, at: millis)
     }
 
     public func apply(_ command: InboxCommand, userId: String, at millis: Int64) async throws -> Int {
         let change = NoticeSchema.change(command.action, at: millis)
         // An expired row is out of the inbox: no command changes it.
         let live = NoticeSchema.live(millis, table: "")
-        // `cursor` is the upTo notice's row (one row, or none: unknown); the other selections
-        // read a constant so that one statement shape answers both.
-        var cursorId: Int64 = -1
-        var ids: [Int64] = []
-        var category = ""
-        var selection = ""
-        switch command.selection {
-        case .ids(let list):
-            ids = list
-            selection = "AND notice_id = ANY($2::bigint[])"
-        case .upTo(let id, let only):
-            cursorId = id
-            category = only ?? ""
-            selection = "AND seq <= (SELECT seq FROM cursor)" + (only == nil ? "" : " AND category = $3")
-        case .all(let only):
-            category = only ?? ""
-            selection = only == nil ? "" : "AND category = $3"
-        }
+        // $1 is the user; the selection's own parameter, if any, is $2. `selection` qualifies
+        // its columns with the table it is given ("" for the user's rows, "r." for announcements)
+        // and is handed the upTo notice's list position.
         var bindings = PostgresBindings()
         bindings.append(userId)
-        bindings.append(ids)
-        bindings.append(category)
-        bindings.append(cursorId)
-        let query = PostgresQuery(
-            unsafeSQL: """
-                WITH cursor AS (SELECT seq FROM notice_recipient WHERE notice_id = $4 AND recipient = $1),
-                    changed AS (\(change.statement) WHERE recipient = $1 \(selection) AND \(live) \(change.unchanged) RETURNING 1)
-                SELECT (SELECT count(*) FROM cursor), (SELECT count(*) FROM changed), $2::bigint[] IS NOT NULL, $3::text IS NOT NULL
-                """,
-            binds: bindings
-        )
-        let upTo = cursorId >= 0
-        return try await perform("apply") { connection, logger in
-            let result = try await connection.query(query, logger: logger)
-            guard let (cursor, changed, _, _) = try await result.decode((Int64, Int64, Bool, Bool).self).first(where: { _ in true }) else {
-                return 0
+        let selection: @Sendable (String, Int64) -> String
+        var upTo: Int64?
+        switch command.selection {
+        case .ids(let ids):
+            bindings.append(ids)
+            selection = { table, _ in "AND \(table)notice_id = ANY($2::bigint[])" }
+        case .upTo(let id, let category):
+            upTo = id
+            if let category { bindings.append(category) }
+            selection = { table, seq in "AND \(table)seq <= \(seq)" + (category == nil ? "" : " AND \(table)category = $2") }
+        case .all(let category):
+            if let category { bindings.append(category) }
+            selection = { table, _ in category == nil ? "" : "AND \(table)category = $2" }
+        }
+        let cursor = upTo
+        return try await perform("apply") { [bindings] connection, logger in
+            var seq: Int64 = 0
+            if let cursor {
+                var position = PostgresBindings()
+                position.append(cursor)
+                position.append(userId)
+                let found = try await connection.query(
+                    PostgresQuery(unsafeSQL: NoticeSchema.listPosition(.postgres), binds: position),
+                    logger: logger
+                )
+                guard let listed = try await found.decode(Int64.self).first(where: { _ in true }) else { throw NoticeStoreError.unknownCursor }
+                seq = listed
             }
-            if upTo && cursor == 0 { throw NoticeStoreError.unknownCursor }
-            return Int(changed)
+            let announcements = NoticeSchema.announcementChange(command.action, user: "$1", selection: selection("r.", seq), at: millis, .postgres)
+            let query = PostgresQuery(
+                unsafeSQL: """
+                    WITH changed AS (\(change.statement) WHERE recipient = $1 \(selection("", seq)) AND \(live) \(change.unchanged) RETURNING 1),
+                        announced AS (\(announcements) RETURNING 1)
+                    SELECT (SELECT count(*) FROM changed) + (SELECT count(*) FROM announced)
+                    """,
+                binds: bindings
+            )
+            let result = try await connection.query(query, logger: logger)
+            return try await Int(result.decode(Int64.self).first(where: { _ in true }) ?? 0)
         }
     }
 
@@ -211,13 +216,13 @@ public final class PostgresNoticeStore: NoticeStore, Service {
         bindings.append(limit)
         let byCategory = category != nil
         let now = NoticeSchema.nowMillis()
-        let query = PostgresQuery(
-            unsafeSQL: """
-                SELECT (\(NoticeSchema.countSQL("read_at", byCategory: byCategory, .postgres, now: now))),
-                    (\(NoticeSchema.countSQL("seen_at", byCategory: byCategory, .postgres, now: now)))
-                """,
-            binds: bindings
-        )
+        func count(_ state: String) -> String {
+            """
+            LEAST((\(NoticeSchema.countSQL(state, byCategory: byCategory, .postgres, now: now)))
+                + (\(NoticeSchema.announcementCountSQL(state, byCategory: byCategory, .postgres, now: now))), \(byCategory ? "$3" : "$2"))
+            """
+        }
+        let query = PostgresQuery(unsafeSQL: "SELECT \(count("read_at")), \(count("seen_at"))", binds: bindings)
         return try await perform("counts") { connection, logger in
             let result = try await connection.query(query, logger: logger)
             guard let (unread, unseen) = try await result.decode((Int64, Int64).self).first(where: { _ in true }) else {
@@ -228,17 +233,12 @@ public final class PostgresNoticeStore: NoticeStore, Service {
     }
 
     public func undelivered(userId: String, limit: Int) async throws -> [NoticeRow] {
-        try await perform("undelivered") { connection, logger in
-            try await Self.storedRows(
-                connection.query(
-                    """
-                    SELECT \(unescaped: NoticeSchema.columns)
-                    WHERE r.recipient = \(userId) AND r.delivered_at IS NULL AND r.pushed = true
-                        AND \(unescaped: NoticeSchema.live(NoticeSchema.nowMillis())) ORDER BY r.seq DESC LIMIT \(limit)
-                    """,
-                    logger: logger
-                )
-            ).reversed().map(\.row)
+        var bindings = PostgresBindings()
+        bindings.append(userId)
+        bindings.append(Int64(limit))
+        let query = PostgresQuery(unsafeSQL: NoticeSchema.replaySQL(.postgres, now: NoticeSchema.nowMillis()), binds: bindings)
+        return try await perform("undelivered") { connection, logger in
+            try await Self.storedRows(connection.query(query, logger: logger)).reversed().map(\.row)
         }
     }
 
@@ -246,8 +246,11 @@ public final class PostgresNoticeStore: NoticeStore, Service {
         try await perform("notices") { connection, logger in
             var upperSeq = Int64.max
             if let before = query.before {
+                var position = PostgresBindings()
+                position.append(before)
+                position.append(query.userId)
                 let cursor = try await connection.query(
-                    "SELECT seq FROM notice_recipient WHERE notice_id = \(before) AND recipient = \(query.userId)",
+                    PostgresQuery(unsafeSQL: NoticeSchema.listPosition(.postgres), binds: position),
                     logger: logger
                 )
                 guard let seq = try await cursor.decode(Int64.self).first(where: { _ in true }) else {
@@ -255,58 +258,56 @@ public final class PostgresNoticeStore: NoticeStore, Service {
                 }
                 upperSeq = seq
             }
-            var filter = query.archived ? "AND r.archived_at IS NOT NULL" : "AND r.archived_at IS NULL"
-            filter += " AND \(NoticeSchema.live(NoticeSchema.nowMillis()))"
-            if query.unreadOnly { filter += " AND r.read_at IS NULL" }
-            if query.category != nil { filter += " AND r.category = $3" }
             var bindings = PostgresBindings()
             bindings.append(query.userId)
             bindings.append(upperSeq)
-            bindings.append(query.category ?? "")
             bindings.append(Int64(query.limit))
-            return try await Self.storedRows(
-                connection.query(
-                    PostgresQuery(
-                        unsafeSQL: """
-                            SELECT \(NoticeSchema.columns)
-                            WHERE r.recipient = $1 AND r.seq < $2 \(filter) AND $3::text IS NOT NULL
-                            ORDER BY r.seq DESC LIMIT $4
-                            """,
-                        binds: bindings
-                    ),
-                    logger: logger
-                )
-            )
+            if let category = query.category { bindings.append(category) }
+            let sql = NoticeSchema.listSQL(query, .postgres, now: NoticeSchema.nowMillis())
+            return try await Self.storedRows(connection.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger))
         }
     }
 
     public func row(_ key: NoticeKey) async throws -> StoredNoticeRow? {
         let recipient = key.recipient ?? ""
         return try await perform("row") { connection, logger in
-            try await Self.storedRows(
+            let own = try await Self.storedRows(
                 connection.query(
                     "SELECT \(unescaped: NoticeSchema.columns) WHERE r.notice_id = \(key.noticeId) AND r.recipient = \(recipient)",
                     logger: logger
                 )
             ).first
+            guard own == nil, key.recipient != nil else { return own }
+            var bindings = PostgresBindings()
+            bindings.append(recipient)
+            bindings.append(key.noticeId)
+            let sql = """
+                SELECT \(NoticeSchema.announcementColumns(user: "$1", .postgres))
+                WHERE \(NoticeSchema.announced(user: "$1")) AND r.notice_id = $2
+                """
+            return try await Self.storedRows(connection.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger)).first
         }
     }
 
-    public func recall(noticeId: Int64) async throws -> [String]? {
+    public func recall(noticeId: Int64) async throws -> RecalledNotice? {
         try await perform("recall") { connection, logger in
             let result = try await connection.query(
                 """
                 WITH recipients AS (DELETE FROM notice_recipient WHERE notice_id = \(noticeId) RETURNING recipient),
+                    states AS (DELETE FROM notice_announcement_state WHERE notice_id = \(noticeId)),
                     bodies AS (DELETE FROM notice_body WHERE notice_id = \(noticeId) RETURNING 1)
                 SELECT (SELECT count(*) FROM bodies),
-                    COALESCE((SELECT array_agg(recipient) FROM recipients WHERE recipient <> ''), ARRAY[]::text[])
+                    COALESCE((SELECT array_agg(recipient) FROM recipients WHERE recipient <> ''), ARRAY[]::text[]),
+                    EXISTS (SELECT 1 FROM recipients WHERE recipient = '')
                 """,
                 logger: logger
             )
-            guard let (found, recipients) = try await result.decode((Int64, [String]).self).first(where: { _ in true }), found > 0 else {
+            guard let (found, recipients, announcement) = try await result.decode((Int64, [String], Bool).self).first(where: { _ in true }),
+                found > 0
+            else {
                 return nil
             }
-            return recipients
+            return RecalledNotice(recipients: recipients, announcement: announcement)
         }
     }
 
@@ -315,6 +316,13 @@ public final class PostgresNoticeStore: NoticeStore, Service {
         return try await perform("receipts") { connection, logger in
             let exists = try await connection.query("SELECT 1 FROM notice_body WHERE notice_id = \(noticeId)", logger: logger)
             guard try await exists.decode(Int32.self).first(where: { _ in true }) != nil else { return nil }
+            let broadcast = try await connection.query(
+                "SELECT seq FROM notice_recipient WHERE notice_id = \(noticeId) AND recipient = ''",
+                logger: logger
+            )
+            if let seq = try await broadcast.decode(Int64.self).first(where: { _ in true }) {
+                return try await Self.announcementReceipts(noticeId: noticeId, seq: seq, after: after, limit: limit, on: connection, logger: logger)
+            }
             var bindings = PostgresBindings()
             bindings.append(noticeId)
             let totals = try await connection.query(PostgresQuery(unsafeSQL: NoticeSchema.receiptTotals("$1"), binds: bindings), logger: logger)
@@ -335,12 +343,58 @@ public final class PostgresNoticeStore: NoticeStore, Service {
         }
     }
 
+    /// An announcement's receipts: the users with a state of it, and how many users' marks passed it.
+    private static func announcementReceipts(
+        noticeId: Int64,
+        seq: Int64,
+        after: String,
+        limit: Int,
+        on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> NoticeReceipts {
+        var bindings = PostgresBindings()
+        bindings.append(seq)
+        bindings.append(noticeId)
+        let totals = try await connection.query(
+            PostgresQuery(
+                unsafeSQL: "SELECT (\(NoticeSchema.announcementDeliveredCount("$1"))), * FROM (\(NoticeSchema.announcementStateTotals("$2"))) totals",
+                binds: bindings
+            ),
+            logger: logger
+        )
+        var (delivered, recipients, seen, read): (Int64, Int64, Int64, Int64) = (0, 0, 0, 0)
+        if let found = try await totals.decode((Int64, Int64, Int64, Int64).self).first(where: { _ in true }) {
+            (delivered, recipients, seen, read) = found
+        }
+        let rows = try await connection.query(
+            """
+            SELECT recipient, seen_at, read_at FROM notice_announcement_state
+            WHERE notice_id = \(noticeId) AND recipient COLLATE "C" > \(after) ORDER BY recipient COLLATE "C" LIMIT \(Int64(limit))
+            """,
+            logger: logger
+        )
+        var page: [NoticeReceipts.Recipient] = []
+        for try await (user, seenAt, readAt) in rows.decode((String, Int64?, Int64?).self) {
+            page.append(NoticeReceipts.Recipient(userId: user, deliveredAt: nil, seenAt: seenAt, readAt: readAt))
+        }
+        return NoticeReceipts(
+            recipients: Int(recipients),
+            delivered: Int(delivered),
+            seen: Int(seen),
+            read: Int(read),
+            page: page,
+            announcement: true
+        )
+    }
+
     public func purge(createdBefore millis: Int64, limit: Int) async throws -> Int {
         try await perform("purge") { connection, logger in
             let deleted = try await connection.query(
                 """
                 WITH doomed AS (SELECT notice_id FROM notice_body WHERE created_at < \(millis) ORDER BY created_at LIMIT \(limit)),
                     recipients AS (DELETE FROM notice_recipient WHERE notice_id IN (SELECT notice_id FROM doomed)),
+                    states AS (DELETE FROM notice_announcement_state WHERE notice_id IN (SELECT notice_id FROM doomed)),
+                    marks AS (\(unescaped: NoticeSchema.purgeAnnouncementMarks("\(millis)", "\(limit)"))),
                     bodies AS (DELETE FROM notice_body WHERE notice_id IN (SELECT notice_id FROM doomed) RETURNING 1)
                 SELECT count(*) FROM bodies
                 """,

@@ -81,6 +81,9 @@ public final class SQLiteNoticeStore: NoticeStore {
         migrator.registerMigration("v5-body-once") { db in
             try db.execute(sql: NoticeSchema.sqliteBodyOnce)
         }
+        migrator.registerMigration("v6-announcements") { db in
+            for statement in NoticeSchema.announcementTables(.sqlite) { try db.execute(sql: statement) }
+        }
         return migrator
     }
 
@@ -145,57 +148,68 @@ public final class SQLiteNoticeStore: NoticeStore {
         let statement = try db.cachedStatement(
             sql: "UPDATE notice_recipient SET delivered_at = ? WHERE notice_id = ? AND recipient = ? AND delivered_at IS NULL"
         )
+        let announcement = try db.cachedStatement(sql: NoticeSchema.sqliteAnnouncementDelivered)
         for key in keys {
             try statement.execute(arguments: [millis, key.noticeId, key.recipient ?? ""])
+            // No row of the user's (or it was delivered already): an announcement, perhaps.
+            if db.changesCount == 0, let user = key.recipient {
+                try announcement.execute(arguments: [user, millis, key.noticeId])
+            }
         }
     }
 
     public func apply(_ command: InboxCommand, userId: String, at millis: Int64) async throws -> Int {
         try await write(rows: command.selection.rowsHint) { db in
+            // ?1 is the user; the selection's own parameters follow. `selection` qualifies its
+            // columns with the table it is given ("" for the user's rows, "r." for announcements).
             var arguments: StatementArguments = [userId]
-            var selection = "recipient = ?"
+            let selection: (String) -> String
             switch command.selection {
             case .ids(let ids):
-                selection += " AND notice_id IN (\(Array(repeating: "?", count: ids.count).joined(separator: ",")))"
+                let list = (2..<(ids.count + 2)).map { "?\($0)" }.joined(separator: ",")
+                selection = { "AND \($0)notice_id IN (\(list))" }
                 arguments += StatementArguments(ids)
             case .upTo(let id, let category):
-                guard
-                    let seq = try Int64.fetchOne(
-                        db,
-                        sql: "SELECT seq FROM notice_recipient WHERE notice_id = ? AND recipient = ?",
-                        arguments: [id, userId]
-                    )
-                else { throw NoticeStoreError.unknownCursor }
-                selection += " AND seq <= ?"
-                arguments += [seq]
-                if let category {
-                    selection += " AND category = ?"
-                    arguments += [category]
+                guard let seq = try Int64.fetchOne(db, sql: NoticeSchema.listPosition(.sqlite), arguments: [id, userId]) else {
+                    throw NoticeStoreError.unknownCursor
                 }
+                selection = { "AND \($0)seq <= \(seq)" + (category == nil ? "" : " AND \($0)category = ?2") }
+                if let category { arguments += [category] }
             case .all(let category):
-                if let category {
-                    selection += " AND category = ?"
-                    arguments += [category]
-                }
+                selection = { category == nil ? "" : "AND \($0)category = ?2" }
+                if let category { arguments += [category] }
             }
             let change = NoticeSchema.change(command.action, at: millis)
             // An expired row is out of the inbox: no command changes it.
-            selection += " AND \(NoticeSchema.live(millis, table: ""))"
-            try db.execute(sql: "\(change.statement) WHERE \(selection) \(change.unchanged)", arguments: arguments)
-            return db.changesCount
+            try db.execute(
+                sql: "\(change.statement) WHERE recipient = ?1 \(selection("")) AND \(NoticeSchema.live(millis, table: "")) \(change.unchanged)",
+                arguments: arguments
+            )
+            var changed = db.changesCount
+            try db.execute(
+                sql: NoticeSchema.announcementChange(command.action, user: "?1", selection: selection("r."), at: millis, .sqlite),
+                arguments: arguments
+            )
+            changed += db.changesCount
+            return changed
         }
     }
 
     public func counts(userId: String, category: String?, cap: Int) async throws -> NoticeCounts {
         let limit = max(0, min(cap, Int.max - 1)) + 1
         let now = NoticeSchema.nowMillis()
+        let byCategory = category != nil
+        let arguments: StatementArguments = category.map { [userId, $0, limit] } ?? [userId, limit]
         return try await pool.read { db in
+            // The user's own rows and their announcements, each counted up to the limit.
             func count(_ state: String) throws -> Int {
-                try Int.fetchOne(
+                let own = try Int.fetchOne(db, sql: NoticeSchema.countSQL(state, byCategory: byCategory, .sqlite, now: now), arguments: arguments)
+                let announced = try Int.fetchOne(
                     db,
-                    sql: NoticeSchema.countSQL(state, byCategory: category != nil, .sqlite, now: now),
-                    arguments: category.map { [userId, $0, limit] } ?? [userId, limit]
-                ) ?? 0
+                    sql: NoticeSchema.announcementCountSQL(state, byCategory: byCategory, .sqlite, now: now),
+                    arguments: arguments
+                )
+                return min((own ?? 0) + (announced ?? 0), limit)
             }
             return NoticeCounts(unread: try count("read_at"), unseen: try count("seen_at"), cap: cap)
         }
@@ -203,14 +217,8 @@ public final class SQLiteNoticeStore: NoticeStore {
 
     public func undelivered(userId: String, limit: Int) async throws -> [NoticeRow] {
         try await pool.read { db in
-            try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT \(NoticeSchema.columns) WHERE r.recipient = ? AND r.delivered_at IS NULL AND r.pushed = true
-                    AND \(NoticeSchema.live(NoticeSchema.nowMillis())) ORDER BY r.seq DESC LIMIT ?
-                    """,
-                arguments: [userId, limit]
-            ).reversed().map { Self.storedRow($0).row }
+            try Row.fetchAll(db, sql: NoticeSchema.replaySQL(.sqlite, now: NoticeSchema.nowMillis()), arguments: [userId, limit])
+                .reversed().map { Self.storedRow($0).row }
         }
     }
 
@@ -218,59 +226,58 @@ public final class SQLiteNoticeStore: NoticeStore {
         try await pool.read { db in
             var upperSeq = Int64.max
             if let before = query.before {
-                guard
-                    let seq = try Int64.fetchOne(
-                        db,
-                        sql: "SELECT seq FROM notice_recipient WHERE notice_id = ? AND recipient = ?",
-                        arguments: [before, query.userId]
-                    )
-                else { throw NoticeStoreError.unknownCursor }
+                guard let seq = try Int64.fetchOne(db, sql: NoticeSchema.listPosition(.sqlite), arguments: [before, query.userId]) else {
+                    throw NoticeStoreError.unknownCursor
+                }
                 upperSeq = seq
             }
-            var arguments: StatementArguments = [query.userId, upperSeq]
-            var filter = query.archived ? "AND r.archived_at IS NOT NULL" : "AND r.archived_at IS NULL"
-            filter += " AND \(NoticeSchema.live(NoticeSchema.nowMillis()))"
-            if query.unreadOnly { filter += " AND r.read_at IS NULL" }
-            if let category = query.category {
-                filter += " AND r.category = ?"
-                arguments += [category]
-            }
-            arguments += [query.limit]
-            return try Row.fetchAll(
-                db,
-                sql: "SELECT \(NoticeSchema.columns) WHERE r.recipient = ? AND r.seq < ? \(filter) ORDER BY r.seq DESC LIMIT ?",
-                arguments: arguments
-            ).map(Self.storedRow)
+            var arguments: StatementArguments = [query.userId, upperSeq, query.limit]
+            if let category = query.category { arguments += [category] }
+            return try Row.fetchAll(db, sql: NoticeSchema.listSQL(query, .sqlite, now: NoticeSchema.nowMillis()), arguments: arguments)
+                .map(Self.storedRow)
         }
     }
 
     public func row(_ key: NoticeKey) async throws -> StoredNoticeRow? {
         try await pool.read { db in
-            try Row.fetchOne(
+            if let row = try Row.fetchOne(
                 db,
                 sql: "SELECT \(NoticeSchema.columns) WHERE r.notice_id = ? AND r.recipient = ?",
                 arguments: [key.noticeId, key.recipient ?? ""]
+            ) {
+                return Self.storedRow(row)
+            }
+            guard let user = key.recipient else { return nil }
+            return try Row.fetchOne(
+                db,
+                sql:
+                    "SELECT \(NoticeSchema.announcementColumns(user: "?1", .sqlite)) WHERE \(NoticeSchema.announced(user: "?1")) AND r.notice_id = ?2",
+                arguments: [user, key.noticeId]
             ).map(Self.storedRow)
         }
     }
 
-    public func recall(noticeId: Int64) async throws -> [String]? {
+    public func recall(noticeId: Int64) async throws -> RecalledNotice? {
         try await write(rows: 1) { db in
             guard try Int.fetchOne(db, sql: "SELECT 1 FROM notice_body WHERE notice_id = ?", arguments: [noticeId]) != nil else { return nil }
-            let recipients = try String.fetchAll(
-                db,
-                sql: "SELECT recipient FROM notice_recipient WHERE notice_id = ? AND recipient <> ''",
-                arguments: [noticeId]
-            )
+            let recipients = try String.fetchAll(db, sql: "SELECT recipient FROM notice_recipient WHERE notice_id = ?", arguments: [noticeId])
             try db.execute(sql: "DELETE FROM notice_recipient WHERE notice_id = ?", arguments: [noticeId])
+            try db.execute(sql: "DELETE FROM notice_announcement_state WHERE notice_id = ?", arguments: [noticeId])
             try db.execute(sql: "DELETE FROM notice_body WHERE notice_id = ?", arguments: [noticeId])
-            return recipients
+            return RecalledNotice(recipients: recipients.filter { !$0.isEmpty }, announcement: recipients.contains(""))
         }
     }
 
     public func receipts(noticeId: Int64, after: String?, limit: Int) async throws -> NoticeReceipts? {
         try await pool.read { db in
             guard try Int.fetchOne(db, sql: "SELECT 1 FROM notice_body WHERE notice_id = ?", arguments: [noticeId]) != nil else { return nil }
+            if let seq = try Int64.fetchOne(
+                db,
+                sql: "SELECT seq FROM notice_recipient WHERE notice_id = ? AND recipient = ''",
+                arguments: [noticeId]
+            ) {
+                return try Self.announcementReceipts(noticeId: noticeId, seq: seq, after: after, limit: limit, in: db)
+            }
             guard let totals = try Row.fetchOne(db, sql: NoticeSchema.receiptTotals("?"), arguments: [noticeId]) else { return nil }
             let page = try Row.fetchAll(
                 db,
@@ -284,6 +291,28 @@ public final class SQLiteNoticeStore: NoticeStore {
         }
     }
 
+    /// An announcement's receipts: the users with a state of it, and how many users' marks passed it.
+    private static func announcementReceipts(noticeId: Int64, seq: Int64, after: String?, limit: Int, in db: Database) throws -> NoticeReceipts {
+        let delivered = try Int.fetchOne(db, sql: NoticeSchema.announcementDeliveredCount("?"), arguments: [seq]) ?? 0
+        let totals = try Row.fetchOne(db, sql: NoticeSchema.announcementStateTotals("?"), arguments: [noticeId])
+        let page = try Row.fetchAll(
+            db,
+            sql: """
+                SELECT recipient, seen_at, read_at FROM notice_announcement_state
+                WHERE notice_id = ? AND recipient > ? ORDER BY recipient LIMIT ?
+                """,
+            arguments: [noticeId, after ?? "", limit]
+        ).map { NoticeReceipts.Recipient(userId: $0["recipient"], deliveredAt: nil, seenAt: $0["seen_at"], readAt: $0["read_at"]) }
+        return NoticeReceipts(
+            recipients: totals?[0] ?? 0,
+            delivered: delivered,
+            seen: totals?[1] ?? 0,
+            read: totals?[2] ?? 0,
+            page: page,
+            announcement: true
+        )
+    }
+
     public func purge(createdBefore millis: Int64, limit: Int) async throws -> Int {
         try await write(rows: limit) { db in
             let doomed = try Int64.fetchAll(
@@ -292,11 +321,14 @@ public final class SQLiteNoticeStore: NoticeStore {
                 arguments: [millis, limit]
             )
             let recipients = try db.cachedStatement(sql: "DELETE FROM notice_recipient WHERE notice_id = ?")
+            let states = try db.cachedStatement(sql: "DELETE FROM notice_announcement_state WHERE notice_id = ?")
             let bodies = try db.cachedStatement(sql: "DELETE FROM notice_body WHERE notice_id = ?")
             for id in doomed {
                 try recipients.execute(arguments: [id])
+                try states.execute(arguments: [id])
                 try bodies.execute(arguments: [id])
             }
+            try db.execute(sql: NoticeSchema.purgeAnnouncementMarks("?", "?"), arguments: [millis, limit])
             return doomed.count
         }
     }

@@ -21,16 +21,16 @@ extension SessionDriver {
         return Outgoing(
             notice: notice,
             frames: delivery.frames.map { StompEncoder.encode($0, version: session.version) },
-            marksDelivered: !notice.isBroadcast && delivery.deliveredOnWrite
+            marksDelivered: delivery.deliveredOnWrite
         )
     }
 
     /// After every frame of `outgoing` was written.
     private mutating func delivered(_ outgoing: Outgoing) {
-        if outgoing.marksDelivered { environment.marks.record(outgoing.notice.key) }
-        // An inbox event, or a new notice of the user's own: the counts moved.
+        if outgoing.marksDelivered { environment.marks.record(session.deliveryKey(of: outgoing.notice)) }
+        // An inbox event, a new notice of the user's own or a new announcement: the counts moved.
         let notice = outgoing.notice
-        if session.hasEventsSubscription, notice.kind == .inbox || (!notice.isBroadcast && notice.key.recipient == session.principal?.userId) {
+        if session.hasEventsSubscription, notice.kind == .inbox || notice.isBroadcast || notice.key.recipient == session.principal?.userId {
             countsDue = true
         }
     }
@@ -85,7 +85,7 @@ extension SessionDriver {
             environment.metrics.replayed.increment()
         }
         if delivery.deliveredOnWrite {
-            environment.marks.record(notices.map(\.key))
+            environment.marks.record(notices.map { session.deliveryKey(of: $0) })
         }
         if !delivery.frames.isEmpty {
             logger.debug(

@@ -93,9 +93,16 @@ extension StompSession {
         if subscription.ackMode != .auto {
             if version == .v1_2 { headers.add("ack", messageId) }
             if unacknowledged.count >= configuration.maxUnacknowledged { unacknowledged.removeFirst() }
-            unacknowledged.append(Unacknowledged(messageId: messageId, subscriptionId: subscription.id, key: notice.key))
+            unacknowledged.append(Unacknowledged(messageId: messageId, subscriptionId: subscription.id, key: deliveryKey(of: notice)))
         }
         return StompFrame(.message, headers: headers, body: Array(notice.payload.utf8)).withContentLength()
+    }
+
+    /// What marks `notice` delivered to this session's user (``NoticeStore/markDelivered(_:at:)``):
+    /// its key, or for an announcement (a broadcast) its id with the user's.
+    public func deliveryKey(of notice: PushNotice) -> NoticeKey {
+        guard notice.isBroadcast, let userId = principal?.userId else { return notice.key }
+        return NoticeKey(noticeId: notice.key.noticeId, recipient: userId)
     }
 
     /// Whether a subscription of this feed receives the notice.
@@ -104,7 +111,7 @@ extension StompSession {
         switch (feed, notice.kind) {
         case (.remind, .notice): return key.recipient == nil || key.recipient == userId
         case (.broadcast, .notice): return key.recipient == nil
-        case (.events, .inbox): return key.recipient == userId
+        case (.events, .inbox): return key.recipient == nil || key.recipient == userId
         case (.remind, .inbox), (.broadcast, .inbox), (.events, .notice): return false
         }
     }

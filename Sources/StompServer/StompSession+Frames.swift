@@ -104,7 +104,8 @@ extension StompSession {
         subscriptions.append(Subscription(id: id, destination: destination, feed: feed, ackMode: ackMode, replay: replay))
         switch feed {
         case .remind:
-            // Only the user's own remind feed has anything to replay (broadcasts have no per-user state).
+            // The user's remind feed replays their notices and announcements; `/topic/notice`
+            // (the legacy broadcast topic) replays nothing.
             return replay ? [.replay(subscriptionId: id)] : []
         case .broadcast:
             return []
@@ -127,7 +128,7 @@ extension StompSession {
         for (position, entry) in unacknowledged.enumerated() {
             let takes = position == index || (cumulative && position < index && entry.subscriptionId == target.subscriptionId)
             if takes {
-                if entry.key.recipient != nil { settled.append(entry.key) }
+                settled.append(entry.key)
             } else {
                 kept.append(entry)
             }

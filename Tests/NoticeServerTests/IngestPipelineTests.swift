@@ -189,7 +189,7 @@ final class LateCommitStore: NoticeStore {
     func counts(userId: String, category: String?, cap: Int) async throws -> NoticeCounts {
         try await store.counts(userId: userId, category: category, cap: cap)
     }
-    func recall(noticeId: Int64) async throws -> [String]? { try await store.recall(noticeId: noticeId) }
+    func recall(noticeId: Int64) async throws -> RecalledNotice? { try await store.recall(noticeId: noticeId) }
     func receipts(noticeId: Int64, after: String?, limit: Int) async throws -> NoticeReceipts? {
         try await store.receipts(noticeId: noticeId, after: after, limit: limit)
     }

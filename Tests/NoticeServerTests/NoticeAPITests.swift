@@ -41,16 +41,17 @@ import FoundationNetworking
     func listReadAndPaging(_ store: TestServer.Store) async throws {
         let server = try await TestServer.start(try await TestServer.configuration(store: store))
         let broker = await TestBroker()
+        // The broadcast first: an announcement, the oldest item of every user's list.
         let records =
-            (1...5).map { #"{"id":\#($0),"userId":"1","title":"n\#($0)"}"# }
-            + [#"{"id":90,"userId":"2","title":"bob's"}"#, #"{"id":91,"broadcast":true,"title":"all"}"#]
+            [#"{"id":91,"broadcast":true,"title":"all"}"#] + (1...5).map { #"{"id":\#($0),"userId":"1","title":"n\#($0)"}"# }
+            + [#"{"id":90,"userId":"2","title":"bob's"}"#]
         try await broker.publishAll(records, to: server.configuration.queue, window: 10)
         try await server.waitForStored(7)
 
         let all = try await call(server, "GET", "/api/notices", token: "alice")
         #expect(all.status == 200)
         #expect(all.headers["content-type"]?.hasPrefix("application/json") == true)
-        #expect(ids(all) == ["5", "4", "3", "2", "1"])
+        #expect(ids(all) == ["5", "4", "3", "2", "1", "91"])
         let first = try #require((all.json["notices"] as? [[String: Any]])?.first)
         let pushed = try #require(first["notice"] as? [String: Any])
         #expect(pushed["title"] as? String == "n5")
@@ -71,7 +72,7 @@ import FoundationNetworking
         #expect(try await call(server, "POST", "/api/notices/90/read", token: "bob").status == 204)
 
         let unread = try await call(server, "GET", "/api/notices?unread=true", token: "alice")
-        #expect(ids(unread) == ["5", "3", "2", "1"])
+        #expect(ids(unread) == ["5", "3", "2", "1", "91"])
         let read = try #require((try await call(server, "GET", "/api/notices?limit=2", token: "alice").json["notices"] as? [[String: Any]])?.last)
         #expect(read["id"] as? String == "4")
         #expect((read["readAt"] as? String)?.wholeMatch(of: /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/) != nil)
@@ -80,10 +81,10 @@ import FoundationNetworking
         let next = try #require(page1.json["next"] as? String)
         let page2 = try await call(server, "GET", "/api/notices?limit=2&before=\(next)", token: "alice")
         #expect(ids(page2) == ["3", "2"])
-        let page3 = try await call(server, "GET", "/api/notices?limit=2&before=2&unread=true", token: "alice")
-        #expect(ids(page3) == ["1"])
+        let page3 = try await call(server, "GET", "/api/notices?limit=3&before=2&unread=true", token: "alice")
+        #expect(ids(page3) == ["1", "91"])
         #expect(page3.json["next"] is NSNull)
-        #expect(ids(try await call(server, "GET", "/api/notices", token: "bob")) == ["90"])
+        #expect(ids(try await call(server, "GET", "/api/notices", token: "bob")) == ["90", "91"])
 
         for bad in ["limit=0", "limit=201", "limit=x", "unread=maybe", "before=abc", "before=90"] {
             let answer = try await call(server, "GET", "/api/notices?\(bad)", token: "alice")

@@ -156,7 +156,7 @@ import Testing
     }
 
     @Test(arguments: TestServer.Store.allCases)
-    func replayIsTheUsersOwnAndXReplayNoneTurnsItOff(_ store: TestServer.Store) async throws {
+    func replayIsTheUsersOwnAndTheAnnouncementsAndXReplayNoneTurnsItOff(_ store: TestServer.Store) async throws {
         let server = try await TestServer.start(try await TestServer.configuration(store: store))
         let broker = await TestBroker()
         let queue = server.configuration.queue
@@ -182,8 +182,8 @@ import Testing
         // before any later event of its connection): up to it, each got exactly its replay.
         try await broker.publish(#"{"id":5,"broadcast":true,"title":"marker"}"#, to: queue)
         #expect(await quiet.noticeIds(throughNotice: "5") == ["5"], "x-replay:none replays nothing")
-        #expect(await topic.noticeIds(throughNotice: "5") == ["5"], "broadcasts are not replayed")
-        #expect(await alice.noticeIds(throughNotice: "5") == ["1", "5"], "only the user's own")
+        #expect(await topic.noticeIds(throughNotice: "5") == ["5"], "the legacy broadcast topic replays nothing")
+        #expect(await alice.noticeIds(throughNotice: "5") == ["1", "3", "5"], "the user's own and the announcements")
         for client in [quiet, topic, alice] { client.close() }
         await broker.close()
         try await server.stop()

@@ -147,15 +147,25 @@ import Testing
             )
             #expect(byCategory.contains(index), "\(byCategory)")
         }
-        // The shapes of replay's and the list's reads (each store writes them as here).
-        let p = kind.dialect.parameter
-        let replay =
-            "SELECT \(NoticeSchema.columns) WHERE r.recipient = \(p(1)) AND r.delivered_at IS NULL AND r.pushed = true ORDER BY r.seq DESC LIMIT \(p(2))"
-        let replayPlan = try await kind.plan(of: replay, ["a", "100"], on: store)
-        #expect(replayPlan.contains("notice_undelivered"), "\(replayPlan)")
-        let list =
-            "SELECT \(NoticeSchema.columns) WHERE r.recipient = \(p(1)) AND r.seq < \(p(2)) AND r.archived_at IS NULL ORDER BY r.seq DESC LIMIT \(p(3))"
-        let listPlan = try await kind.plan(of: list, ["a", "1000", "50"], on: store)
+        // Announcements' counts walk the broadcast rows of the list's index and look the
+        // user's state up by its key.
+        let stateIndex = kind == .sqlite ? "sqlite_autoindex_notice_announcement_state_1" : "notice_announcement_state_pkey"
+        for state in ["read_at", "seen_at"] {
+            let announcements = try await kind.plan(
+                of: NoticeSchema.announcementCountSQL(state, byCategory: false, kind.dialect, now: NoticeSchema.nowMillis()),
+                ["a", "100"],
+                on: store
+            )
+            #expect(announcements.contains("notice_inbox") && announcements.contains(stateIndex), "\(announcements)")
+        }
+        // Replay and the list, as the stores read them: each side from its index.
+        let replayPlan = try await kind.plan(of: NoticeSchema.replaySQL(kind.dialect, now: NoticeSchema.nowMillis()), ["a", "100"], on: store)
+        #expect(replayPlan.contains("notice_undelivered") && replayPlan.contains("notice_inbox"), "\(replayPlan)")
+        let listPlan = try await kind.plan(
+            of: NoticeSchema.listSQL(NoticeQuery(userId: "a"), kind.dialect, now: NoticeSchema.nowMillis()),
+            ["a", "1000", "50"],
+            on: store
+        )
         #expect(listPlan.contains("notice_inbox"), "\(listPlan)")
         try await store.close()
     }
@@ -192,14 +202,15 @@ import Testing
         #expect(mail.row.payload == a9 && !mail.row.pushed && mail.readAt == 320 && mail.seenAt == 320)
         #expect(try await store.noticeIds(forSourceKeys: ["digest-9"]) == ["digest-9": 9])
         #expect(try await store.undelivered(userId: "b", limit: 10).map(\.payload) == [b7])
-        #expect(try await store.counts(userId: "a", category: nil, cap: 99) == NoticeCounts(unread: 1, unseen: 0, cap: 99))
-        #expect(try await store.counts(userId: "b", category: nil, cap: 99) == NoticeCounts(unread: 1, unseen: 1, cap: 99))
+        // The moved broadcast 8 is an announcement, unread and unseen by everyone.
+        #expect(try await store.counts(userId: "a", category: nil, cap: 99) == NoticeCounts(unread: 2, unseen: 1, cap: 99))
+        #expect(try await store.counts(userId: "b", category: nil, cap: 99) == NoticeCounts(unread: 2, unseen: 2, cap: 99))
 
         // New rows go after the moved ones; notice 7 sent on to c gets c's own JSON (its moved
         // body had no recipient slot), and a and b keep exactly what they had.
         let (record, more) = try rows(#"{"id":"7","userIds":["c"],"title":"hi again"}"#, createdAt: 400)
         _ = try await store.insert(more + notice(10, ["a"]))
-        #expect(try await store.notices(NoticeQuery(userId: "a")).map(\.row.noticeId) == [10, 9, 7])
+        #expect(try await store.notices(NoticeQuery(userId: "a")).map(\.row.noticeId) == [10, 9, 8, 7])
         let c7 = try #require(try await store.row(NoticeKey(noticeId: 7, recipient: "c")))
         #expect(c7.row.payload == record.payload(for: "c", createdAt: NoticeTimestamp.rfc3339(millis: 400)))
         #expect(try await store.row(NoticeKey(noticeId: 7, recipient: "a"))?.row.payload == a7)
@@ -255,9 +266,9 @@ import Testing
     func recallTakesTheNoticeFromEveryRecipient(_ kind: StoreKind) async throws {
         let store = try await kind.makeStore()
         _ = try await store.insert(try notice(1, ["a", "b", "c"]) + notice(2, ["a"]) + rows(#"{"id":3,"broadcast":true}"#).rows)
-        #expect(try await store.recall(noticeId: 1).map(Set.init) == ["a", "b", "c"])
+        #expect(try await store.recall(noticeId: 1).map { Set($0.recipients) } == ["a", "b", "c"])
         #expect(try await store.recall(noticeId: 1) == nil)
-        #expect(try await store.recall(noticeId: 3) == [])
+        #expect(try await store.recall(noticeId: 3) == RecalledNotice(recipients: [], announcement: true))
         #expect(try await store.recall(noticeId: 99) == nil)
         #expect(try await store.notices(NoticeQuery(userId: "a")).map(\.row.noticeId) == [2])
         #expect(try await store.undelivered(userId: "b", limit: 10).isEmpty)

@@ -113,16 +113,17 @@ import Testing
         let ids: [Int64] = [5, 3, 9, 1, 7]
         _ = try await store.insert(ids.map { row($0, "a") } + [row(2, "b"), row(4, nil)])
         _ = try await store.markRead(noticeId: 9, userId: "a", at: 100)
+        // The broadcast 4 is an announcement: in every user's list, in its place.
         let all = try await store.notices(NoticeQuery(userId: "a", limit: 50))
-        #expect(all.map(\.row.noticeId) == [7, 1, 9, 3, 5])
+        #expect(all.map(\.row.noticeId) == [4, 7, 1, 9, 3, 5])
         #expect(all.first { $0.row.noticeId == 9 }?.readAt == 100)
         let page1 = try await store.notices(NoticeQuery(userId: "a", limit: 2))
-        #expect(page1.map(\.row.noticeId) == [7, 1])
+        #expect(page1.map(\.row.noticeId) == [4, 7])
         let page2 = try await store.notices(NoticeQuery(userId: "a", before: 1, limit: 2))
         #expect(page2.map(\.row.noticeId) == [9, 3])
         let unread = try await store.notices(NoticeQuery(userId: "a", unreadOnly: true, before: 1, limit: 2))
         #expect(unread.map(\.row.noticeId) == [3, 5])
-        #expect(try await store.notices(NoticeQuery(userId: "c")).isEmpty)
+        #expect(try await store.notices(NoticeQuery(userId: "c")).map(\.row.noticeId) == [4])
         await #expect(throws: NoticeStoreError.unknownCursor) {
             try await store.notices(NoticeQuery(userId: "a", before: 2))
         }

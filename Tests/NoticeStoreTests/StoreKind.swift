@@ -99,6 +99,18 @@ extension StoreKind {
         }
     }
 
+    /// The one integer `sql` (no parameters) answers.
+    func integer(_ sql: String, on store: any NoticeStore) async throws -> Int {
+        if let store = store as? SQLiteNoticeStore {
+            return try await store.pool.read { db in try #require(try Int.fetchOne(db, sql: sql)) }
+        }
+        let store = try #require(store as? RunningPostgresStore)
+        return try await store.store.perform("test") { connection, logger in
+            let result = try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger)
+            return Int(try #require(try await result.decode(Int64.self).first(where: { _ in true })))
+        }
+    }
+
     /// The query plan of `sql` with these parameters, as text (PostgreSQL: with sequential
     /// scans off, so that a tiny test table still shows which index the query can use).
     func plan(of sql: String, _ parameters: [String], on store: any NoticeStore) async throws -> String {

@@ -59,13 +59,29 @@ import Testing
         _ = session.receive(StompFrame(.subscribe, headers: ["id": "i", "destination": "/topic/notice", "ack": "client-individual"]))
         let ids = [notice(1), notice(2), notice(3, nil), notice(4)].flatMap { session.messages(for: $0).frames.map { $0.headers["ack"] ?? "" } }
         #expect(ids.count == 5)  // the broadcast goes to both subscriptions
-        // ids: c1, c2, c3, i3, c4 (3 is a broadcast, so both subscriptions have it).
-        #expect(session.receive(StompFrame(.ack, headers: ["id": ids[2]])) == [.markDelivered([key(1), key(2)])])
+        // ids: c1, c2, c3, i3, c4 (3 is a broadcast, so both subscriptions have it; its
+        // delivery to this user is keyed by its id and the user's: an announcement mark).
+        #expect(session.receive(StompFrame(.ack, headers: ["id": ids[2]])) == [.markDelivered([key(1), key(2), key(3)])])
         #expect(session.unacknowledged.map(\.subscriptionId) == ["i", "c"])
         #expect(session.receive(StompFrame(.ack, headers: ["id": ids[0]])).isEmpty)  // already settled
         #expect(session.receive(StompFrame(.ack, headers: ["id": ids[4]])) == [.markDelivered([key(4)])])
-        #expect(session.receive(StompFrame(.ack, headers: ["id": ids[3]])).isEmpty)  // a broadcast: nothing to record
+        #expect(session.receive(StompFrame(.ack, headers: ["id": ids[3]])) == [.markDelivered([key(3)])])
         #expect(session.unacknowledged.isEmpty)
+    }
+
+    @Test func anAnnouncementIsDeliveredToTheUserAndItsEventsReachEveryUser() {
+        var session = connected()
+        _ = session.receive(StompFrame(.subscribe, headers: ["id": "r", "destination": "/notice/remind", "x-replay": "none"]))
+        _ = session.receive(StompFrame(.subscribe, headers: ["id": "e", "destination": "/user/notice/events"]))
+        let live = session.messages(for: notice(3, nil))
+        #expect(live.deliveredOnWrite && live.frames.map(\.headers["subscription"]) == ["r"])
+        // Its delivery is this user's (an announcement mark), an own notice's its own key.
+        #expect(session.deliveryKey(of: notice(3, nil)) == key(3))
+        #expect(session.deliveryKey(of: notice(4)) == key(4))
+        // A recalled announcement's event is for everyone; another user's is not for this one.
+        let event = JSONValue.object(JSONObject([("type", .string("recalled"))]))
+        #expect(session.messages(for: .inboxEvent(event, for: nil)).frames.map(\.headers["subscription"]) == ["e"])
+        #expect(session.messages(for: .inboxEvent(event, for: "8")).frames.isEmpty)
     }
 
     @Test func clientIndividualAckTakesOneAndNackRecordsNothing() {

@@ -5,8 +5,9 @@ public struct PushNotice: Sendable, Hashable {
     public enum Kind: Sendable, Hashable {
         /// A notice: for remind (and broadcast) subscriptions, marked delivered once written.
         case notice
-        /// An inbox event of ``key``'s recipient (docs/inbox.md): for the events destination
-        /// only, never stored, never marked delivered. Its key's notice id is 0.
+        /// An inbox event of ``key``'s recipient, or of everyone (no recipient) (docs/inbox.md):
+        /// for the events destination only, never stored, never marked delivered. Its key's
+        /// notice id is 0.
         case inbox
     }
 
@@ -24,8 +25,9 @@ public struct PushNotice: Sendable, Hashable {
         self.kind = kind
     }
 
-    /// An inbox event for every session of `userId`.
-    public static func inboxEvent(_ event: JSONValue, for userId: String) -> PushNotice {
+    /// An inbox event for every session of `userId`, or of every user (`nil`: a change of an
+    /// announcement, which is in every inbox).
+    public static func inboxEvent(_ event: JSONValue, for userId: String?) -> PushNotice {
         PushNotice(key: NoticeKey(noticeId: 0, recipient: userId), payload: event.serialized, kind: .inbox)
     }
 

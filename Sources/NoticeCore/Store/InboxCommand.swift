@@ -194,12 +194,17 @@ public struct InboxChanges: Sendable {
     }
 
     /// Recalls a notice (``NoticeStore/recall(noticeId:)``) and tells each of its recipients'
-    /// sessions (`{"type":"recalled","ids":["<id>"]}`); `false` when there is no such notice.
+    /// sessions — every user's, for an announcement — (`{"type":"recalled","ids":["<id>"]}`);
+    /// `false` when there is no such notice.
     public func recall(noticeId: Int64, at millis: Int64) async throws -> Bool {
-        guard let recipients = try await store.recall(noticeId: noticeId) else { return false }
+        guard let recalled = try await store.recall(noticeId: noticeId) else { return false }
         let event = JSONValue.object(JSONObject([("type", .string("recalled")), ("ids", .array([.string(String(noticeId))]))]))
-        if !recipients.isEmpty { announce(recipients.map { .inboxEvent(event, for: $0) }) }
-        publish("recalled", Self.published(event, userId: nil, extra: [("recipients", .number(String(recipients.count)))], at: millis))
+        var events = recalled.recipients.map { PushNotice.inboxEvent(event, for: $0) }
+        if recalled.announcement { events.append(.inboxEvent(event, for: nil)) }
+        if !events.isEmpty { announce(events) }
+        var extra: [(String, JSONValue)] = [("recipients", .number(String(recalled.recipients.count)))]
+        if recalled.announcement { extra.append(("broadcast", .bool(true))) }
+        publish("recalled", Self.published(event, userId: nil, extra: extra, at: millis))
         return true
     }
 

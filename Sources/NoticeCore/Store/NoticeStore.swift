@@ -84,33 +84,41 @@ public protocol NoticeStore: Sendable {
     func insert(_ rows: [NoticeRow], markingDelivered delivered: [NoticeKey], at millis: Int64) async throws -> Set<NoticeKey>
     /// The notice ids already stored for these source keys (see ``NoticeRow/sourceKey``).
     func noticeIds(forSourceKeys keys: [String]) async throws -> [String: Int64]
-    /// Marks rows delivered (their notice was written to, or ACKed by, a session).
+    /// Marks rows delivered (their notice was written to, or ACKed by, a session). The key of
+    /// an announcement delivered to a user is (its id, the user): it has no row of theirs, so
+    /// it moves their announcement mark instead (docs/inbox.md), which replay starts after.
     func markDelivered(_ keys: [NoticeKey], at millis: Int64) async throws
-    /// Applies an inbox state change to the user's own rows (broadcasts have no per-user
-    /// state) and returns how many rows it changed: a row already in that state does not count.
+    /// Applies an inbox state change to the user's own rows and to the announcements in their
+    /// inbox (whose state of the user's is made on their first change), and returns how many
+    /// it changed: one already in that state does not count.
     /// Throws ``NoticeStoreError/unknownCursor`` when an ``InboxSelection/upTo(_:category:)``
     /// names no notice of the user.
     func apply(_ command: InboxCommand, userId: String, at millis: Int64) async throws -> Int
-    /// The user's unread and unseen rows that are not archived (in `category`, when given),
-    /// each counted up to `cap + 1` from an index (``NoticeCounts``).
+    /// The user's unread and unseen rows and announcements that are not archived (in
+    /// `category`, when given), each counted up to `cap + 1` from an index (``NoticeCounts``).
     func counts(userId: String, category: String?, cap: Int) async throws -> NoticeCounts
-    /// The newest `limit` of the user's own pushed rows (not broadcasts) not yet delivered,
-    /// oldest first: what a session replays on SUBSCRIBE (SPEC §4). With more than `limit`, the older
-    /// ones are left out, so what a user is shown runs on without a hole into live notices.
+    /// The newest `limit` of the user's own pushed rows not yet delivered and of the pushed
+    /// announcements after their announcement mark (unread, not archived; with no mark, those of
+    /// the last day), oldest first: what a session replays on SUBSCRIBE (SPEC §4). With more
+    /// than `limit`, the older ones are left out, so what a user is shown runs on without a
+    /// hole into live notices. An announcement comes as the broadcast row (no recipient).
     func undelivered(userId: String, limit: Int) async throws -> [NoticeRow]
-    /// A page of the user's own rows, newest first (the HTTP API, SPEC §7). Throws
+    /// A page of the user's own rows and announcements, newest first (the HTTP API, SPEC §7);
+    /// an announcement comes as the broadcast row with the user's state. Throws
     /// ``NoticeStoreError/unknownCursor`` when `query.before` is not a notice of the user.
     func notices(_ query: NoticeQuery) async throws -> [StoredNoticeRow]
-    /// The stored row for `key`, if any.
+    /// The stored row for `key`, if any; for (an announcement's id, a user): the announcement
+    /// with the user's state, unless they deleted it.
     func row(_ key: NoticeKey) async throws -> StoredNoticeRow?
-    /// Recalls a notice: deletes its body and every recipient's row. Returns the recipients
-    /// whose row it deleted (not a broadcast's), or `nil` when there is no such notice.
-    func recall(noticeId: Int64) async throws -> [String]?
+    /// Recalls a notice: deletes its body, every recipient's row and every user's state of it
+    /// (an announcement). `nil` when there is no such notice.
+    func recall(noticeId: Int64) async throws -> RecalledNotice?
     /// Who a notice was for and how far it got: totals, and up to `limit` recipients after
     /// `after` in user id order. `nil` when there is no such notice.
     func receipts(noticeId: Int64, after: String?, limit: Int) async throws -> NoticeReceipts?
-    /// Deletes at most `limit` notices created before `millis`, each with all its rows; returns
-    /// how many notices it deleted.
+    /// Deletes at most `limit` notices created before `millis`, each with all its rows and
+    /// states, and at most `limit` announcement marks last moved before it; returns how many
+    /// notices it deleted.
     func purge(createdBefore millis: Int64, limit: Int) async throws -> Int
     /// Number of stored rows (a notice's recipients; a broadcast is one).
     func count() async throws -> Int
@@ -152,7 +160,23 @@ public struct StoredNoticeRow: Sendable, Hashable {
     }
 }
 
-/// A notice's recipients and their state (`GET /api/notices/<id>/receipts`).
+/// What a recall took away.
+public struct RecalledNotice: Sendable, Hashable {
+    /// The users whose own row it deleted.
+    public var recipients: [String]
+    /// It was an announcement (a broadcast): it left every user's inbox.
+    public var announcement: Bool
+
+    public init(recipients: [String], announcement: Bool) {
+        self.recipients = recipients
+        self.announcement = announcement
+    }
+}
+
+/// A notice's recipients and their state (`GET /api/notices/<id>/receipts`). For an
+/// announcement: the users who have a state of it (seen, read, archived or deleted; to everyone
+/// else it is unseen), and ``delivered`` the users whose announcement mark has reached it (shown
+/// it or a later announcement: one mark per user, so an upper bound).
 public struct NoticeReceipts: Sendable, Hashable {
     public struct Recipient: Sendable, Hashable {
         public var userId: String
@@ -168,15 +192,19 @@ public struct NoticeReceipts: Sendable, Hashable {
         }
     }
 
-    /// Rows of users (a broadcast has none), and how many of them are delivered, seen, read.
+    /// Rows of users (for an announcement: users with a state of it), and how many of them are
+    /// delivered, seen, read.
     public var recipients: Int
     public var delivered: Int
     public var seen: Int
     public var read: Int
     /// A page of them, in user id order.
     public var page: [Recipient]
+    /// The notice is an announcement (a broadcast).
+    public var announcement: Bool
 
-    public init(recipients: Int, delivered: Int, seen: Int, read: Int, page: [Recipient]) {
+    public init(recipients: Int, delivered: Int, seen: Int, read: Int, page: [Recipient], announcement: Bool = false) {
+        self.announcement = announcement
         self.recipients = recipients
         self.delivered = delivered
         self.seen = seen

@@ -192,7 +192,8 @@ final class ClusterRelay: Service, UserPresence, Sendable, CustomStringConvertib
     }
 
     /// Decodes a forwarded notice or inbox event; `nil` for one of this node's own or one that
-    /// is malformed (an inbox event without a recipient, or of a kind this node does not know).
+    /// is malformed (of a kind this node does not know). An inbox event without a recipient is
+    /// for everyone (an announcement's).
     func notice(from delivery: AMQPDelivery) -> PushNotice? {
         let headers = delivery.message.properties.headers
         guard headers?[Self.originHeader]?.textValue != nodeId,
@@ -202,7 +203,7 @@ final class ClusterRelay: Service, UserPresence, Sendable, CustomStringConvertib
         let kind: PushNotice.Kind
         switch headers?[Self.kindHeader]?.textValue {
         case nil: kind = .notice
-        case "inbox" where recipient != nil: kind = .inbox
+        case "inbox": kind = .inbox
         default: return nil
         }
         return PushNotice(

@@ -189,7 +189,8 @@ struct NoticeAPIRoutes: Sendable {
         return Self.json(
             .object(
                 JSONObject([
-                    ("id", .string(String(noticeId))), ("recipients", .number(String(receipts.recipients))),
+                    ("id", .string(String(noticeId))), ("broadcast", .bool(receipts.announcement)),
+                    ("recipients", .number(String(receipts.recipients))),
                     ("delivered", .number(String(receipts.delivered))), ("seen", .number(String(receipts.seen))),
                     ("read", .number(String(receipts.read))), ("users", .array(users)), ("next", next),
                 ])
