@@ -95,17 +95,22 @@ extension NoticeSchema {
     }
 
     /// Replay (``NoticeStore/undelivered(userId:limit:)``): the user's own undelivered pushed
-    /// rows and their announcements not yet delivered, the newest `limit` (parameters 1 and 2).
-    static func replaySQL(_ dialect: Dialect, now: Int64) -> String {
-        let user = dialect.parameter(1)
+    /// rows and their announcements not yet delivered, the newest `limit`. Parameters: the user,
+    /// the limit, the store's clock and ``announcementReplaySince(_:)`` of it — the same text on
+    /// every call (SQLite keeps it prepared: a reconnect storm is a replay per SUBSCRIBE).
+    static func replaySQL(_ dialect: Dialect) -> String {
+        let p = dialect.parameter
         return merged(
-            own: "AND r.delivered_at IS NULL AND r.pushed = true AND \(live(now))",
-            announcement: announcementReplay(user: user, now: now),
-            user: user,
-            limit: dialect.parameter(2),
+            own: "AND r.delivered_at IS NULL AND r.pushed = true AND \(live(p(3)))",
+            announcement: announcementReplay(user: p(1), now: p(3), since: p(4)),
+            user: p(1),
+            limit: p(2),
             dialect
         )
     }
+
+    /// The oldest announcement time replayed to a user with no announcement mark.
+    static func announcementReplaySince(_ now: Int64) -> Int64 { now - announcementReplayWindowMillis }
 
     /// A page of the list (``NoticeStore/notices(_:)``): parameters the user, the cursor's
     /// list position (`Int64.max`: none), the limit, and the category when the query has one.
@@ -128,13 +133,13 @@ extension NoticeSchema {
 
     /// The replay's condition on the announcement side (see ``merged(own:announcement:user:limit:_:)``):
     /// pushed, live, not read or archived by the user, and after the newest one delivered to
-    /// them — or, with none, of the last ``announcementReplayWindowMillis``.
-    static func announcementReplay(user: String, now: Int64) -> String {
+    /// them — or, with none, of the last ``announcementReplayWindowMillis`` (from `since`).
+    static func announcementReplay(user: String, now: String, since: String) -> String {
         let mark = "SELECT seq FROM notice_announcement_delivered WHERE recipient = \(user)"
         return """
             AND r.pushed = true AND \(live(now)) AND s.read_at IS NULL AND s.archived_at IS NULL \
             AND r.seq > COALESCE((\(mark)), 0) \
-            AND (b.created_at >= \(now - announcementReplayWindowMillis) OR EXISTS (\(mark)))
+            AND (b.created_at >= \(since) OR EXISTS (\(mark)))
             """
     }
 
@@ -142,7 +147,7 @@ extension NoticeSchema {
     /// and that they neither archived nor deleted, at most `limit` (parameters as
     /// ``countSQL(_:byCategory:_:now:)``'s). It walks the broadcast rows (`notice_inbox`), so
     /// it reads the ones the user has acted on, and then at most `limit` more.
-    static func announcementCountSQL(_ state: String, byCategory: Bool, _ dialect: Dialect, now: Int64) -> String {
+    static func announcementCountSQL(_ state: String, byCategory: Bool, _ dialect: Dialect, now: String) -> String {
         let user = dialect.parameter(1)
         let category = byCategory ? "AND r.category = \(dialect.parameter(2))" : ""
         let index = dialect == .sqlite ? "INDEXED BY notice_inbox" : ""
@@ -156,6 +161,23 @@ extension NoticeSchema {
             """
     }
 
+    /// Both counts in one statement (``NoticeStore/counts(userId:category:cap:)``): unread and
+    /// unseen, each the user's own rows and their announcements, at most the limit. Parameters
+    /// as ``countSQL(_:byCategory:_:now:)``'s, then the store's clock: the text is the same on
+    /// every call (SQLite keeps it prepared).
+    static func countsSQL(byCategory: Bool, _ dialect: Dialect) -> String {
+        let limit = dialect.parameter(byCategory ? 3 : 2)
+        let now = dialect.parameter(byCategory ? 4 : 3)
+        let least = dialect == .sqlite ? "min" : "LEAST"
+        func count(_ state: String) -> String {
+            """
+            \(least)((\(countSQL(state, byCategory: byCategory, dialect, now: now))) \
+            + (\(announcementCountSQL(state, byCategory: byCategory, dialect, now: now))), \(limit))
+            """
+        }
+        return "SELECT \(count("read_at")), \(count("seen_at"))"
+    }
+
     /// The announcement side of an inbox command: `selection` (`AND …` on `r`, the broadcast
     /// rows) picks the announcements; a change that sets a state makes the user's state row if
     /// there is none. Only changes count (`changesCount`, `RETURNING`): a state already set, a
@@ -164,10 +186,11 @@ extension NoticeSchema {
     static func announcementChange(_ action: InboxAction, user: String, selection: String, at millis: Int64, _ dialect: Dialect) -> String {
         let now = String(millis)
         let none = "CAST(NULL AS \(dialect.integer))"
-        let target = """
-            r.recipient = '' AND r.archived_at IS NULL AND \(live(millis)) \(selection) \
-            AND NOT EXISTS (SELECT 1 FROM notice_recipient o WHERE o.notice_id = r.notice_id AND o.recipient = \(user))
-            """
+        // A user's own row of the notice takes the announcement's place; a delete removes both
+        // (on PostgreSQL the two happen in one statement, which would still see the own row).
+        let ownRowFirst =
+            action == .delete ? "" : "AND NOT EXISTS (SELECT 1 FROM notice_recipient o WHERE o.notice_id = r.notice_id AND o.recipient = \(user))"
+        let target = "r.recipient = '' AND r.archived_at IS NULL AND \(live(millis)) \(selection) \(ownRowFirst)"
         let table = "notice_announcement_state"
         /// A state set: (seen, read, archived, deleted) for a new row, `set` for an existing one.
         func upsert(_ initial: [String], set: String, unset: String) -> String {

@@ -33,6 +33,12 @@ enum NoticeSchema {
     /// The condition of a row that has not expired at `now` (a number of the store's own, never
     /// client input), for `r` or the unqualified table.
     static func live(_ now: Int64, table: String = "r.") -> String {
+        live(String(now), table: table)
+    }
+
+    /// ``live(_:table:)`` with the time as SQL text: a number, or a parameter (so that the
+    /// statement's text, and a cached statement, stays the same from one millisecond to the next).
+    static func live(_ now: String, table: String = "r.") -> String {
         "(\(table)expires_at IS NULL OR \(table)expires_at > \(now))"
     }
 
@@ -78,7 +84,7 @@ enum NoticeSchema {
     /// most the limit: parameters user id, then category (with `byCategory`), then the limit.
     /// It walks only the `notice_unread`/`notice_unseen` index (`NoticeStoreTests` checks
     /// the plans), never more than limit entries of it.
-    static func countSQL(_ state: String, byCategory: Bool, _ dialect: Dialect, now: Int64) -> String {
+    static func countSQL(_ state: String, byCategory: Bool, _ dialect: Dialect, now: String) -> String {
         let category = byCategory ? "AND category = \(dialect.parameter(2))" : ""
         // SQLite without statistics may prefer the list's index for the whole count: name the
         // count's (an error, not a silent scan, should it ever not fit).

@@ -214,15 +214,8 @@ public final class PostgresNoticeStore: NoticeStore, Service {
         bindings.append(userId)
         if let category { bindings.append(category) }
         bindings.append(limit)
-        let byCategory = category != nil
-        let now = NoticeSchema.nowMillis()
-        func count(_ state: String) -> String {
-            """
-            LEAST((\(NoticeSchema.countSQL(state, byCategory: byCategory, .postgres, now: now)))
-                + (\(NoticeSchema.announcementCountSQL(state, byCategory: byCategory, .postgres, now: now))), \(byCategory ? "$3" : "$2"))
-            """
-        }
-        let query = PostgresQuery(unsafeSQL: "SELECT \(count("read_at")), \(count("seen_at"))", binds: bindings)
+        bindings.append(NoticeSchema.nowMillis())
+        let query = PostgresQuery(unsafeSQL: NoticeSchema.countsSQL(byCategory: category != nil, .postgres), binds: bindings)
         return try await perform("counts") { connection, logger in
             let result = try await connection.query(query, logger: logger)
             guard let (unread, unseen) = try await result.decode((Int64, Int64).self).first(where: { _ in true }) else {
@@ -236,7 +229,10 @@ public final class PostgresNoticeStore: NoticeStore, Service {
         var bindings = PostgresBindings()
         bindings.append(userId)
         bindings.append(Int64(limit))
-        let query = PostgresQuery(unsafeSQL: NoticeSchema.replaySQL(.postgres, now: NoticeSchema.nowMillis()), binds: bindings)
+        let now = NoticeSchema.nowMillis()
+        bindings.append(now)
+        bindings.append(NoticeSchema.announcementReplaySince(now))
+        let query = PostgresQuery(unsafeSQL: NoticeSchema.replaySQL(.postgres), binds: bindings)
         return try await perform("undelivered") { connection, logger in
             try await Self.storedRows(connection.query(query, logger: logger)).reversed().map(\.row)
         }

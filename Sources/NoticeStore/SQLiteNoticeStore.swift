@@ -197,27 +197,21 @@ public final class SQLiteNoticeStore: NoticeStore {
 
     public func counts(userId: String, category: String?, cap: Int) async throws -> NoticeCounts {
         let limit = max(0, min(cap, Int.max - 1)) + 1
+        let sql = NoticeSchema.countsSQL(byCategory: category != nil, .sqlite)
         let now = NoticeSchema.nowMillis()
-        let byCategory = category != nil
-        let arguments: StatementArguments = category.map { [userId, $0, limit] } ?? [userId, limit]
+        let arguments: StatementArguments = category.map { [userId, $0, limit, now] } ?? [userId, limit, now]
         return try await pool.read { db in
-            // The user's own rows and their announcements, each counted up to the limit.
-            func count(_ state: String) throws -> Int {
-                let own = try Int.fetchOne(db, sql: NoticeSchema.countSQL(state, byCategory: byCategory, .sqlite, now: now), arguments: arguments)
-                let announced = try Int.fetchOne(
-                    db,
-                    sql: NoticeSchema.announcementCountSQL(state, byCategory: byCategory, .sqlite, now: now),
-                    arguments: arguments
-                )
-                return min((own ?? 0) + (announced ?? 0), limit)
-            }
-            return NoticeCounts(unread: try count("read_at"), unseen: try count("seen_at"), cap: cap)
+            let statement = try db.cachedStatement(sql: sql)
+            guard let row = try Row.fetchOne(statement, arguments: arguments) else { return NoticeCounts(unread: 0, unseen: 0, cap: cap) }
+            return NoticeCounts(unread: row[0], unseen: row[1], cap: cap)
         }
     }
 
     public func undelivered(userId: String, limit: Int) async throws -> [NoticeRow] {
-        try await pool.read { db in
-            try Row.fetchAll(db, sql: NoticeSchema.replaySQL(.sqlite, now: NoticeSchema.nowMillis()), arguments: [userId, limit])
+        let now = NoticeSchema.nowMillis()
+        return try await pool.read { db in
+            let statement = try db.cachedStatement(sql: NoticeSchema.replaySQL(.sqlite))
+            return try Row.fetchAll(statement, arguments: [userId, limit, now, NoticeSchema.announcementReplaySince(now)])
                 .reversed().map { Self.storedRow($0).row }
         }
     }

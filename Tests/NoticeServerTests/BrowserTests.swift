@@ -143,19 +143,23 @@ import Testing
         try await broker.publish(#"{"id":4,"userId":"1","title":"Lunch at noon","content":"Canteen"}"#, to: server.configuration.queue)
         #expect(await waitFor("A:badge:1"), "reports: \(seen)")
         #expect(await waitFor("B:badge:1"), "reports: \(seen)")
+        // An announcement (a broadcast) is in alice's inbox too: both badges count it.
+        try await broker.publish(#"{"id":5,"broadcast":true,"title":"Office closed Friday","content":"All day"}"#, to: server.configuration.queue)
+        #expect(await waitFor("A:badge:2"), "reports: \(seen)")
+        #expect(await waitFor("B:badge:2"), "reports: \(seen)")
         // A tab opened now shows the same once it has loaded (driven over the DevTools protocol:
         // it waits for that state, then takes the screenshot of what a person sees).
         let screenshot = FileManager.default.temporaryDirectory.appendingPathComponent("notice-demo-inbox-\(UUID().uuidString).png")
         defer { try? FileManager.default.removeItem(at: screenshot) }
         let (status, shown) = try await Self.cdpPage(
             url: base,
-            until: "document.getElementById('badge').textContent === '1' && document.querySelectorAll('#inbox li').length === 4",
+            until: "document.getElementById('badge').textContent === '2' && document.querySelectorAll('#inbox li').length === 5",
             print: "[document.getElementById('badge').textContent, document.querySelectorAll('#inbox li.unread').length, "
                 + "document.querySelectorAll('#inbox li.read').length, document.querySelector('#inbox li.unread strong').textContent]",
             screenshot: screenshot.path
         )
         #expect(status == 0, "the fresh tab never showed the inbox: \(shown)")
-        #expect(shown == #"["1", 1, 3, "Lunch at noon"]"#)
+        #expect(shown == #"["2", 2, 3, "Office closed Friday"]"#)
         let png = try Data(contentsOf: screenshot)
         #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]), "a PNG")
         // IHDR: width and height, big-endian, at bytes 16–23.

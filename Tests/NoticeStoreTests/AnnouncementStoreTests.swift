@@ -134,6 +134,10 @@ import Testing
         #expect(try await counts(store, "a") == [0, 0])
         #expect(try await counts(store, "b") == [1, 1])
         #expect(try await store.undelivered(userId: "a", limit: 10).map(\.recipient) == ["a"])
+        // Deleting it deletes a's row and the announcement for a (both stores alike).
+        #expect(try await apply(store, .delete, .ids([1]), "a") == 2)
+        #expect(try await ids(store, "a") == [])
+        #expect(try await ids(store, "b") == [1])
         try await store.close()
     }
 

@@ -171,10 +171,13 @@ class Cluster:
         subprocess.run(["psql", POSTGRES_URL, "-v", "ON_ERROR_STOP=1", "-qc", sql], check=True,
                        capture_output=True, timeout=30)
 
-    def undelivered(self):
-        """Rows of the nodes' database for a user that no session has been recorded to deliver."""
-        result = subprocess.run(["psql", self.database_url(), "-v", "ON_ERROR_STOP=1", "-qAtc",
-                                 "SELECT count(*) FROM notice_recipient WHERE recipient <> '' AND delivered_at IS NULL"],
+    def undelivered(self, users):
+        """Rows of the nodes' database for a user that no session has been recorded to deliver,
+        and users (of `users`) whose announcement mark has not reached the newest broadcast."""
+        sql = ("SELECT (SELECT count(*) FROM notice_recipient WHERE recipient <> '' AND delivered_at IS NULL)"
+               f" + {len(users)} - (SELECT count(*) FROM notice_announcement_delivered WHERE seq >="
+               " (SELECT COALESCE(max(seq), 0) FROM notice_recipient WHERE recipient = ''))")
+        result = subprocess.run(["psql", self.database_url(), "-v", "ON_ERROR_STOP=1", "-qAtc", sql],
                                 check=True, capture_output=True, timeout=30, text=True)
         return int(result.stdout.strip())
 
@@ -373,9 +376,10 @@ class NginxClusterTest(unittest.TestCase):
         self.assert_nothing_more(client, placed)
 
         # A session records what it wrote in batches (every 200 ms): a node killed before the
-        # batch commits would rightly replay those notices again (at least once). The kill
-        # below is about what is published while it is down, so it waits for the commit.
-        wait_until(lambda: self.cluster.undelivered() == 0, 30, "every pushed notice recorded as delivered")
+        # batch commits would rightly replay those notices again (at least once) — the
+        # broadcast too, an announcement replayed after each user's mark. The kill below is
+        # about what is published while it is down, so it waits for the commit.
+        wait_until(lambda: self.cluster.undelivered(TOKENS) == 0, 30, "every pushed notice recorded as delivered")
 
         # SIGKILL the node of the first user; its users reconnect through nginx.
         victim = placed[list(TOKENS)[0]]

@@ -204,12 +204,12 @@ public struct NoticeReceipts: Sendable, Hashable {
     public var announcement: Bool
 
     public init(recipients: Int, delivered: Int, seen: Int, read: Int, page: [Recipient], announcement: Bool = false) {
-        self.announcement = announcement
         self.recipients = recipients
         self.delivered = delivered
         self.seen = seen
         self.read = read
         self.page = page
+        self.announcement = announcement
     }
 }
 

@@ -139,7 +139,7 @@ enum DemoPage {
               li.className = item.readAt ? 'read' : 'unread';
               li.innerHTML = '<span><strong></strong> <span class="meta"></span></span>';
               li.querySelector('strong').textContent = item.notice.title || '(no title)';
-              li.querySelector('.meta').textContent = 'id ' + item.id;
+              li.querySelector('.meta').textContent = 'id ' + item.id + (item.notice.broadcast ? ' · announcement' : '');
               if (!item.readAt) {
                 const button = document.createElement('button');
                 button.textContent = 'Mark read';
