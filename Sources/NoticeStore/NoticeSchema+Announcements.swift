@@ -113,10 +113,11 @@ extension NoticeSchema {
     static func announcementReplaySince(_ now: Int64) -> Int64 { now - announcementReplayWindowMillis }
 
     /// A page of the list (``NoticeStore/notices(_:)``): parameters the user, the cursor's
-    /// list position (`Int64.max`: none), the limit, and the category when the query has one.
-    static func listSQL(_ query: NoticeQuery, _ dialect: Dialect, now: Int64) -> String {
+    /// list position (`Int64.max`: none), the limit, the store's clock, and the category when
+    /// the query has one (the text depends on the query's options only: kept prepared).
+    static func listSQL(_ query: NoticeQuery, _ dialect: Dialect) -> String {
         let p = dialect.parameter
-        var own = "AND r.seq < \(p(2)) AND \(live(now))"
+        var own = "AND r.seq < \(p(2)) AND \(live(p(4)))"
         var announcement = own
         own += query.archived ? " AND r.archived_at IS NOT NULL" : " AND r.archived_at IS NULL"
         announcement += query.archived ? " AND s.archived_at IS NOT NULL" : " AND s.archived_at IS NULL"
@@ -125,8 +126,8 @@ extension NoticeSchema {
             announcement += " AND s.read_at IS NULL"
         }
         if query.category != nil {
-            own += " AND r.category = \(p(4))"
-            announcement += " AND r.category = \(p(4))"
+            own += " AND r.category = \(p(5))"
+            announcement += " AND r.category = \(p(5))"
         }
         return merged(own: own, announcement: announcement, user: p(1), limit: p(3), dialect)
     }

@@ -258,8 +258,9 @@ public final class PostgresNoticeStore: NoticeStore, Service {
             bindings.append(query.userId)
             bindings.append(upperSeq)
             bindings.append(Int64(query.limit))
+            bindings.append(NoticeSchema.nowMillis())
             if let category = query.category { bindings.append(category) }
-            let sql = NoticeSchema.listSQL(query, .postgres, now: NoticeSchema.nowMillis())
+            let sql = NoticeSchema.listSQL(query, .postgres)
             return try await Self.storedRows(connection.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger))
         }
     }

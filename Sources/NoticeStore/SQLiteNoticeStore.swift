@@ -225,10 +225,9 @@ public final class SQLiteNoticeStore: NoticeStore {
                 }
                 upperSeq = seq
             }
-            var arguments: StatementArguments = [query.userId, upperSeq, query.limit]
+            var arguments: StatementArguments = [query.userId, upperSeq, query.limit, NoticeSchema.nowMillis()]
             if let category = query.category { arguments += [category] }
-            return try Row.fetchAll(db, sql: NoticeSchema.listSQL(query, .sqlite, now: NoticeSchema.nowMillis()), arguments: arguments)
-                .map(Self.storedRow)
+            return try Row.fetchAll(db.cachedStatement(sql: NoticeSchema.listSQL(query, .sqlite)), arguments: arguments).map(Self.storedRow)
         }
     }
 

@@ -90,6 +90,13 @@ import Testing
         #expect(ids(try await api.call(nodeB, "GET", "/api/notices", token: "alice")) == ["1"])
         #expect(ids(try await api.call(nodeB, "GET", "/api/notices", token: "bob")) == ["10"])
 
+        // A recall of her own notice on node B reaches her tab on node A the same way.
+        #expect(try await api.call(nodeB, "DELETE", "/api/notices/1", token: "carol").status == 204)
+        let ownRecalled = await events.nextEvent(alice)
+        #expect(ownRecalled["type"] as? String == "recalled" && ownRecalled["ids"] as? [String] == ["1"], "\(ownRecalled)")
+        #expect(await events.nextEvent(alice)["unread"] as? Int == 0)
+        #expect(ids(try await api.call(nodeA, "GET", "/api/notices", token: "alice")) == [])
+
         for client in [alice, bob] { client.close() }
         await broker.close()
         try await nodeA.stop()

@@ -172,8 +172,8 @@ import Testing
         let replayPlan = try await kind.plan(of: NoticeSchema.replaySQL(kind.dialect), ["a", "100", "\(now)", "\(now - 1)"], on: store)
         #expect(replayPlan.contains("notice_undelivered") && replayPlan.contains("notice_inbox"), "\(replayPlan)")
         let listPlan = try await kind.plan(
-            of: NoticeSchema.listSQL(NoticeQuery(userId: "a"), kind.dialect, now: NoticeSchema.nowMillis()),
-            ["a", "1000", "50"],
+            of: NoticeSchema.listSQL(NoticeQuery(userId: "a"), kind.dialect),
+            ["a", "1000", "50", "\(now)"],
             on: store
         )
         #expect(listPlan.contains("notice_inbox"), "\(listPlan)")
