@@ -74,12 +74,20 @@ public final class PostgresNoticeStore: NoticeStore, Service {
         let bodyCollapseKeys = bodies.map { $0.collapseKey ?? "" }
         let sourceKeys = bodies.map { $0.sourceKey ?? "" }
         let bodyPushed = bodies.map(\.pushed)
-        let rowIds = batch.map(\.noticeId)
-        let recipients = batch.map { $0.recipient ?? "" }
-        let categories = batch.map { $0.category ?? "" }
-        let pushed = batch.map(\.pushed)
-        let expiries = batch.map { $0.expiresAt ?? -1 }
-        let collapseKeys = batch.map { $0.recipient == nil ? "" : $0.collapseKey ?? "" }
+        // A row a later one of the batch replaces (the same recipient and collapse key) is not
+        // written; it is returned if it was new. The statement cannot do this itself: it does
+        // not see the rows it inserts.
+        let replaced = NoticeSchema.replacedInBatch(batch)
+        let stored = zip(batch, replaced).filter { !$1 }.map(\.0)
+        let replacedRows = zip(batch, replaced).filter { $1 }.map(\.0)
+        let replacedIds = replacedRows.map(\.noticeId)
+        let replacedRecipients = replacedRows.map { $0.recipient ?? "" }
+        let rowIds = stored.map(\.noticeId)
+        let recipients = stored.map { $0.recipient ?? "" }
+        let categories = stored.map { $0.category ?? "" }
+        let pushed = stored.map(\.pushed)
+        let expiries = stored.map { $0.expiresAt ?? -1 }
+        let collapseKeys = stored.map { $0.recipient == nil ? "" : $0.collapseKey ?? "" }
         // One statement is one transaction; unnest keeps the batch's order, so seq follows it.
         // The statements in WITH run once, to completion, whether or not the main INSERT reads
         // them. `delivered` marks rows committed by earlier batches (an empty array: nothing),
@@ -118,14 +126,22 @@ public final class PostgresNoticeStore: NoticeStore, Service {
                     WHERE newer.collapse_key <> '' AND notice_recipient.recipient = newer.recipient
                         AND notice_recipient.collapse_key = newer.collapse_key AND notice_recipient.read_at IS NULL
                         AND notice_recipient.notice_id <> newer.id
+                        AND NOT EXISTS (
+                            SELECT 1 FROM notice_recipient stored WHERE stored.notice_id = newer.id AND stored.recipient = newer.recipient
+                        )
+                ), inserted AS (
+                    INSERT INTO notice_recipient (notice_id, recipient, category, pushed, expires_at, collapse_key)
+                    SELECT id, recipient, NULLIF(category, ''), pushed, NULLIF(expires_at, -1), NULLIF(collapse_key, '')
+                    FROM unnest(\(rowIds)::bigint[], \(recipients)::text[], \(categories)::text[], \(pushed)::boolean[], \(expiries)::bigint[],
+                        \(collapseKeys)::text[])
+                        AS batch(id, recipient, category, pushed, expires_at, collapse_key)
+                    ON CONFLICT (notice_id, recipient) DO NOTHING
+                    RETURNING notice_id, recipient
                 )
-                INSERT INTO notice_recipient (notice_id, recipient, category, pushed, expires_at, collapse_key)
-                SELECT id, recipient, NULLIF(category, ''), pushed, NULLIF(expires_at, -1), NULLIF(collapse_key, '')
-                FROM unnest(\(rowIds)::bigint[], \(recipients)::text[], \(categories)::text[], \(pushed)::boolean[], \(expiries)::bigint[],
-                    \(collapseKeys)::text[])
-                    AS batch(id, recipient, category, pushed, expires_at, collapse_key)
-                ON CONFLICT (notice_id, recipient) DO NOTHING
-                RETURNING notice_id, recipient
+                SELECT notice_id, recipient FROM inserted
+                UNION ALL
+                SELECT id, recipient FROM unnest(\(replacedIds)::bigint[], \(replacedRecipients)::text[]) AS replaced(id, recipient)
+                WHERE NOT EXISTS (SELECT 1 FROM notice_recipient stored WHERE stored.notice_id = replaced.id AND stored.recipient = replaced.recipient)
                 """,
                 logger: logger
             )

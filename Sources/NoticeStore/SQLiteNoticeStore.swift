@@ -105,13 +105,22 @@ public final class SQLiteNoticeStore: NoticeStore {
                         WHERE recipient = ? AND collapse_key = ? AND collapse_key IS NOT NULL AND read_at IS NULL AND notice_id <> ?
                         """
                 )
+                let stored = try db.cachedStatement(sql: "SELECT 1 FROM notice_recipient WHERE notice_id = ? AND recipient = ?")
                 var bodies = Set<Int64>()
-                for row in rows {
+                var keys = Set<NoticeKey>()
+                let batch = rows.filter { keys.insert($0.key).inserted }
+                let replaced = NoticeSchema.replacedInBatch(batch)
+                for (row, replaced) in zip(batch, replaced) {
                     if bodies.insert(row.noticeId).inserted {
                         try body.execute(arguments: [
                             row.noticeId, row.body.template, row.body.recipientOffset, row.createdAt, row.category, row.expiresAt,
                             row.collapseKey, row.sourceKey, row.pushed,
                         ])
+                    }
+                    if replaced {
+                        // New to the store (so pushed), but replaced already: not stored.
+                        if try Row.fetchOne(stored, arguments: [row.noticeId, row.recipient ?? ""]) == nil { inserted.insert(row.key) }
+                        continue
                     }
                     try recipient.execute(arguments: [row.noticeId, row.recipient ?? "", row.category, row.pushed, row.expiresAt, row.collapseKey])
                     guard db.changesCount > 0 else { continue }

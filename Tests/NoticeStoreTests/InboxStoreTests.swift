@@ -273,6 +273,37 @@ import Testing
     }
 
     @Test(arguments: StoreKind.allCases)
+    func inOneBatchTheLastNoticeOfACollapseKeyIsTheOneStoredAndARetryReplacesNothing(_ kind: StoreKind) async throws {
+        let store = try await kind.makeStore()
+        func build(_ id: Int64, _ users: String) throws -> [NoticeRow] {
+            try rows(#"{"id":\#(id),"userIds":[\#(users)],"collapseKey":"build","title":"build \#(id) failed"}"#).rows
+        }
+        func key(_ id: Int64, _ user: String) -> NoticeKey { NoticeKey(noticeId: id, recipient: user) }
+        // Every row is new, so every key is returned (each is pushed); a's 1 and 2 are replaced
+        // by 3 within the batch and never stored; b's 1 has no later row of its key; 4 has another key.
+        let batch =
+            try build(1, #""a","b""#) + build(2, #""a""#) + build(3, #""a""#)
+            + rows(#"{"id":4,"userId":"a","collapseKey":"other"}"#).rows
+        #expect(try await store.insert(batch) == [key(1, "a"), key(1, "b"), key(2, "a"), key(3, "a"), key(4, "a")])
+        #expect(try await store.notices(NoticeQuery(userId: "a")).map(\.row.noticeId) == [4, 3])
+        #expect(try await store.notices(NoticeQuery(userId: "b")).map(\.row.noticeId) == [1])
+        #expect(try await store.counts(userId: "a", category: nil, cap: 99).unread == 2)
+        #expect(try await store.receipts(noticeId: 1, after: nil, limit: 10)?.recipients == 1)
+        // a reads 3; 5 comes (3 is kept: read); a publisher's retry of 3 replaces nothing.
+        #expect(try await store.markRead(noticeId: 3, userId: "a", at: 10))
+        #expect(try await store.insert(try build(5, #""a""#)) == [key(5, "a")])
+        #expect(try await store.insert(try build(3, #""a""#)).isEmpty)
+        #expect(try await store.notices(NoticeQuery(userId: "a")).map(\.row.noticeId) == [5, 4, 3])
+        // A retry of a stored row in one batch with a newer notice: only the newer is new, and it
+        // replaces the unread ones (b's 1, a's 5), not a's read 3.
+        let mixed = try build(3, #""a""#) + build(1, #""b""#) + build(6, #""a","b""#)
+        #expect(try await store.insert(mixed) == [key(6, "a"), key(6, "b")])
+        #expect(try await store.notices(NoticeQuery(userId: "a")).map(\.row.noticeId) == [6, 4, 3])
+        #expect(try await store.notices(NoticeQuery(userId: "b")).map(\.row.noticeId) == [6])
+        try await store.close()
+    }
+
+    @Test(arguments: StoreKind.allCases)
     func recallTakesTheNoticeFromEveryRecipient(_ kind: StoreKind) async throws {
         let store = try await kind.makeStore()
         _ = try await store.insert(try notice(1, ["a", "b", "c"]) + notice(2, ["a"]) + rows(#"{"id":3,"broadcast":true}"#).rows)

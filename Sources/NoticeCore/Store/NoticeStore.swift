@@ -78,7 +78,9 @@ public protocol NoticeStore: Sendable {
     func migrate() async throws
     /// Stores `rows` and marks `delivered` delivered at `millis` (as ``markDelivered(_:at:)``)
     /// in one transaction, and returns the keys of `rows` that were not stored before (a
-    /// redelivered message stores nothing). Throws, having changed nothing, if the store is
+    /// redelivered message stores nothing): what is pushed. A row that a later one of the batch
+    /// replaces (the same recipient and collapse key) is returned but not stored, as if the
+    /// rows had come one by one. Throws, having changed nothing, if the store is
     /// unavailable. The ingest pipeline brings the delivered marks gathered since its last
     /// batch along, so that they take no transaction (and no turn at the writer) of their own.
     func insert(_ rows: [NoticeRow], markingDelivered delivered: [NoticeKey], at millis: Int64) async throws -> Set<NoticeKey>
