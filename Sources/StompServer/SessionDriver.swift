@@ -156,8 +156,17 @@ struct SessionDriver: Sendable {
     }
 
     private mutating func authenticate(_ token: String?) async -> Bool {
-        let principal: Principal?
-        if let token { principal = await environment.verifier.verify(token: token) } else { principal = nil }
+        var principal: Principal?
+        if let token {
+            guard connection.beginConnectCheck() else { return false }
+            principal = await environment.verifier.verify(token: token)
+            connection.endConnectCheck()
+            // The client closed while its token was checked: nothing to connect.
+            guard !Task.isCancelled else {
+                logger.debug("client closed during its CONNECT's token check")
+                return false
+            }
+        }
         guard let principal else {
             logger.info("connect refused: token not accepted")
             return await perform(session.authenticationFailed())

@@ -38,6 +38,11 @@ public final class StompConnection: NoticeSink, ConnectionTimersOwner, BurstMail
     let timers = ConnectionTimers(eventLoop: MultiThreadedEventLoopGroup.singleton.next())
     /// The heart-beat timer's period (ms): half the shortest agreed interval, at most 1 s.
     let tickMillis = Atomic<Int>(1000)
+    /// ``checkingToken`` and ``clientClosed`` bits: a client that closes while its CONNECT's
+    /// token is being checked cancels the check (see ``beginConnectCheck()``).
+    private let connectCheck = Atomic<UInt8>(0)
+    private static var checkingToken: UInt8 { 1 }
+    private static var clientClosed: UInt8 { 2 }
     /// The end of the driver, for ``serve(inbound:outbound:bytes:)`` to wait for.
     private let ending = Mutex<(ended: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
     /// Ends the driver and closes the transport (a slow reader is cut off); cleared at the end,
@@ -117,8 +122,26 @@ public final class StompConnection: NoticeSink, ConnectionTimersOwner, BurstMail
         inbound.whenReady(action)
     }
 
-    /// The client's side is closed.
-    public func inboundClosed() { post(.inboundClosed) }
+    /// The client's side is closed. A CONNECT whose token is being checked is given up at once
+    /// (the wait for the authorization server, or for a turn under its rate, is cancelled), so
+    /// that a client gone before it was CONNECTED holds nothing, its turn least of all; what it
+    /// sent after that CONNECT is dropped with it.
+    public func inboundClosed() {
+        let before = connectCheck.bitwiseOr(Self.clientClosed, ordering: .sequentiallyConsistent).oldValue
+        if before & Self.checkingToken != 0 { mailbox.cancelBurst() }
+        post(.inboundClosed)
+    }
+
+    /// Called by the driver before it checks a CONNECT's token: `false` if the client has
+    /// closed already (then there is no one to check it for). Either this sees the close, or
+    /// ``inboundClosed()`` sees the check and cancels it.
+    func beginConnectCheck() -> Bool {
+        connectCheck.bitwiseOr(Self.checkingToken, ordering: .sequentiallyConsistent).oldValue & Self.clientClosed == 0
+    }
+
+    func endConnectCheck() {
+        connectCheck.bitwiseAnd(~Self.checkingToken, ordering: .sequentiallyConsistent)
+    }
 
     // MARK: Driving
 

@@ -14,7 +14,8 @@ import Synchronization
 /// remembered). Tokens are never logged and never put in metric labels.
 public final class TokenIntrospector: Sendable {
     private enum Entry {
-        case pending(Task<IntrospectionResult, Never>)
+        /// A request is out; the checks waiting for its answer, by ``State/nextWaiter``.
+        case pending(waiters: [Int: CheckedContinuation<IntrospectionResult?, Never>])
         case resolved(IntrospectionResult, validUntil: ContinuousClock.Instant)
     }
 
@@ -27,6 +28,7 @@ public final class TokenIntrospector: Sendable {
         /// turns promised to checks that wait.
         var allowance: Double
         var refilledAt: ContinuousClock.Instant
+        var nextWaiter = 0
     }
 
     private let state: Mutex<State>
@@ -88,12 +90,13 @@ public final class TokenIntrospector: Sendable {
                 hitCount.add(1, ordering: .relaxed)
                 hits.increment()
                 return result
-            case .wait(let task, let joined):
+            case .wait(let joined):
                 if joined {
                     hitCount.add(1, ordering: .relaxed)
                     hits.increment()
                 }
-                return await task.value
+                // `nil`: the answer came and was evicted before this check could wait for it.
+                if let result = await answer(key) { return result }
             case .turnIn(let delay):
                 // The turn is promised: after the wait, the cache is looked at again (another
                 // check may have asked for this token meanwhile), then the request goes out.
@@ -115,7 +118,8 @@ public final class TokenIntrospector: Sendable {
 
     private enum Step {
         case answer(IntrospectionResult)
-        case wait(Task<IntrospectionResult, Never>, joined: Bool)
+        /// A request for the token is out (`joined`: one another check made).
+        case wait(joined: Bool)
         /// The rate allows a request after this wait.
         case turnIn(Duration)
         case refused(String)
@@ -128,8 +132,8 @@ public final class TokenIntrospector: Sendable {
             switch state.entries[key] {
             case .resolved(let result, let validUntil)? where validUntil > now:
                 return .answer(result)
-            case .pending(let task)?:
-                return .wait(task, joined: true)
+            case .pending?:
+                return .wait(joined: true)
             default:
                 guard state.inFlight < configuration.maxConcurrentRequests else {
                     return .refused("too many introspection requests in flight")
@@ -154,9 +158,11 @@ public final class TokenIntrospector: Sendable {
                     Self.evict(&state.entries, now: now, keep: configuration.maxCacheEntries * 9 / 10)
                 }
                 state.inFlight += 1
-                let task = Task { await self.fetch(token, key: key) }
-                state.entries[key] = .pending(task)
-                return .wait(task, joined: false)
+                // Not a child of this check: the answer is for every check of the token and the
+                // cache, so the request goes on when this check is cancelled.
+                Task { await self.fetch(token, key: key) }
+                state.entries[key] = .pending(waiters: [:])
+                return .wait(joined: false)
             }
         }
     }
@@ -182,11 +188,51 @@ public final class TokenIntrospector: Sendable {
             ttl = configuration.negativeCacheTTL
         }
         let validUntil = now() + ttl
-        state.withLock {
-            $0.inFlight -= 1
-            $0.entries[key] = .resolved(result, validUntil: validUntil)
+        let waiters = state.withLock { state -> [Int: CheckedContinuation<IntrospectionResult?, Never>] in
+            state.inFlight -= 1
+            defer { state.entries[key] = .resolved(result, validUntil: validUntil) }
+            guard case .pending(let waiters)? = state.entries[key] else { return [:] }
+            return waiters
         }
+        for waiter in waiters.values { waiter.resume(returning: result) }
         return result
+    }
+
+    /// Waits for the answer to the request out for `key`; a cancelled check (its session has
+    /// gone) stops waiting at once and is denied, and the request goes on for the others.
+    private func answer(_ key: SHA256.Digest) async -> IntrospectionResult? {
+        let waiter = state.withLock { state in
+            defer { state.nextWaiter &+= 1 }
+            return state.nextWaiter
+        }
+        let cancelled = IntrospectionResult.denied(reason: "cancelled while waiting for the introspection answer")
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<IntrospectionResult?, Never>) in
+                // Decided under the lock that the cancellation handler takes too: either the
+                // handler finds this waiter, or this sees the task cancelled.
+                let now: IntrospectionResult?? = state.withLock { state in
+                    if Task.isCancelled { return .some(cancelled) }
+                    switch state.entries[key] {
+                    case .pending(var waiters)?:
+                        waiters[waiter] = continuation
+                        state.entries[key] = .pending(waiters: waiters)
+                        return nil
+                    case .resolved(let result, _)?:
+                        return .some(result)
+                    case nil:
+                        return .some(nil)
+                    }
+                }
+                if let now { continuation.resume(returning: now) }
+            }
+        } onCancel: {
+            let continuation = state.withLock { state -> CheckedContinuation<IntrospectionResult?, Never>? in
+                guard case .pending(var waiters)? = state.entries[key], let continuation = waiters.removeValue(forKey: waiter) else { return nil }
+                state.entries[key] = .pending(waiters: waiters)
+                return continuation
+            }
+            continuation?.resume(returning: cancelled)
+        }
     }
 
     /// Drops expired answers, then (if still needed) any answers, down to `keep` entries.

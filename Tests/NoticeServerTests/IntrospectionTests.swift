@@ -166,6 +166,38 @@ import TokenIntrospection
         try await server.stop()
     }
 
+    /// Clients that send CONNECT and close while their token is checked are let go at once, not
+    /// when the authorization server answers: a flood of them would otherwise keep connections
+    /// (and turns at the endpoint) for clients that are gone. The request goes on for the cache.
+    @Test func clientsThatCloseDuringTheirTokenCheckAreReleasedAtOnce() async throws {
+        let auth = try await AuthorizationServer.start()
+        auth.issue("held", to: "15")
+        auth.issue("other", to: "16")
+        auth.issue("later", to: "17")
+        // Answers are held until the test lowers the delay; the service would wait 10 minutes.
+        let server = try await start(auth) { $0.timeout = .seconds(600) }
+        auth.setDelay(.seconds(3600))
+        var clients: [StompTestClient] = []
+        // Three checks of one token share its request; one more has a request of its own.
+        for token in ["held", "held", "held", "other"] {
+            let client = try await server.client()
+            client.send(StompFrame(.connect, headers: ["accept-version": "1.2", "host": "localhost", "Authorization": "Bearer \(token)"]))
+            clients.append(client)
+        }
+        #expect(try await HostileInputTests().eventually { auth.requests == 2 })
+        #expect(try await HostileInputTests().connectionObjects(server) == 4)
+        for client in clients { client.close() }
+        #expect(try await HostileInputTests().eventually { try await HostileInputTests().connectionObjects(server) == 0 })
+        #expect(auth.requests == 2)
+        // The held requests answer now, into the cache: "held" connects without another request.
+        auth.setDelay(.zero)
+        #expect(try await connect(server, token: "held")?.command == .connected)
+        #expect(try await connect(server, token: "later")?.command == .connected)
+        #expect(auth.requests == 3)
+        try await server.stop()
+        try await auth.stop()
+    }
+
     @Test func tokensNeverReachTheLogs() async throws {
         let auth = try await AuthorizationServer.start()
         auth.issue("secret-token-1", to: "12")

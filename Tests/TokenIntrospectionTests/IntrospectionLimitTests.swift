@@ -112,6 +112,39 @@ import AsyncHTTPClient
         #expect(endpoint.calls.load(ordering: .relaxed) == 2)
     }
 
+    /// A check cancelled while the request for its token is out stops waiting at once, whether
+    /// it made the request or joined it; the request goes on, for the cache.
+    @Test func aCancelledCheckStopsWaitingForTheAnswerAndTheRequestGoesOn() async {
+        let answer = HeldAnswer()
+        let calls = Atomic<Int>(0)
+        let cache = TokenIntrospector(configuration: IntrospectionConfiguration(url: "http://x"), nowSeconds: { 1_800_000_000 }) { _ in
+            calls.add(1, ordering: .relaxed)
+            await answer.wait()
+            return .active(userId: "1", expiresAt: nil, scopes: [])
+        }
+        // Were the checks below to wait for the answer, it comes after 30 s and they fail.
+        let watchdog = Task {
+            try? await Task.sleep(for: .seconds(30))
+            answer.give()
+        }
+        let asking = Task { await cache.check("slow") }
+        while !answer.isAsked { await Task.yield() }
+        let joining = Task { await cache.check("slow") }
+        while cache.cacheHits < 1 { await Task.yield() }
+        for check in [joining, asking] {
+            check.cancel()
+            guard case .denied(let reason) = await check.value else {
+                Issue.record("a cancelled check is denied")
+                return
+            }
+            #expect(reason.contains("cancelled"))
+        }
+        answer.give()
+        watchdog.cancel()
+        #expect(await cache.check("slow").isActive)
+        #expect(calls.load(ordering: .relaxed) == 1)
+    }
+
     @Test func requestsInFlightAreLimited() async {
         let release = Mutex<[CheckedContinuation<Void, Never>]>([])
         let started = Atomic<Int>(0)
@@ -239,5 +272,23 @@ final class DrippingServer: @unchecked Sendable {
         stopped.store(true, ordering: .relaxed)
         shutdown(fd, Int32(SHUT_RDWR))
         close(fd)
+    }
+}
+
+/// An endpoint's answer held until the test gives it (once).
+private final class HeldAnswer: Sendable {
+    private let waiting = Mutex<(asked: Bool, continuation: CheckedContinuation<Void, Never>?)>((false, nil))
+
+    var isAsked: Bool { waiting.withLock { $0.asked } }
+
+    func wait() async {
+        await withCheckedContinuation { continuation in waiting.withLock { $0 = (true, continuation) } }
+    }
+
+    func give() {
+        waiting.withLock { state in
+            defer { state.continuation = nil }
+            return state.continuation
+        }?.resume()
     }
 }
