@@ -214,6 +214,9 @@ public final class TokenIntrospector: Sendable {
                     if Task.isCancelled { return .some(cancelled) }
                     switch state.entries[key] {
                     case .pending(var waiters)?:
+                        // Out of the entry first, so that the dictionary grows in place rather
+                        // than being copied for each of a storm of checks of one token.
+                        state.entries[key] = nil
                         waiters[waiter] = continuation
                         state.entries[key] = .pending(waiters: waiters)
                         return nil
@@ -227,7 +230,9 @@ public final class TokenIntrospector: Sendable {
             }
         } onCancel: {
             let continuation = state.withLock { state -> CheckedContinuation<IntrospectionResult?, Never>? in
-                guard case .pending(var waiters)? = state.entries[key], let continuation = waiters.removeValue(forKey: waiter) else { return nil }
+                guard case .pending(var waiters)? = state.entries[key], waiters[waiter] != nil else { return nil }
+                state.entries[key] = nil
+                let continuation = waiters.removeValue(forKey: waiter)
                 state.entries[key] = .pending(waiters: waiters)
                 return continuation
             }

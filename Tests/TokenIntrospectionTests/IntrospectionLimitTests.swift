@@ -145,6 +145,30 @@ import AsyncHTTPClient
         #expect(calls.load(ordering: .relaxed) == 1)
     }
 
+    /// A storm of checks of one token while its request is out: those cancelled leave, the
+    /// rest get the one answer.
+    @Test func aStormOfChecksOfOneTokenSharesItsAnswerAndCancelledOnesLeave() async {
+        let answer = HeldAnswer()
+        let calls = Atomic<Int>(0)
+        let cache = TokenIntrospector(configuration: IntrospectionConfiguration(url: "http://x"), nowSeconds: { 1_800_000_000 }) { _ in
+            calls.add(1, ordering: .relaxed)
+            await answer.wait()
+            return .active(userId: "1", expiresAt: nil, scopes: [])
+        }
+        let watchdog = Task {
+            try? await Task.sleep(for: .seconds(30))
+            answer.give()
+        }
+        let checks = (0..<2000).map { _ in Task { await cache.check("storm") } }
+        while cache.cacheHits < checks.count - 1 || !answer.isAsked { await Task.yield() }
+        for check in checks[..<1000] { check.cancel() }
+        for check in checks[..<1000] { #expect(!(await check.value.isActive)) }
+        answer.give()
+        watchdog.cancel()
+        for check in checks[1000...] { #expect(await check.value.isActive) }
+        #expect(calls.load(ordering: .relaxed) == 1)
+    }
+
     @Test func requestsInFlightAreLimited() async {
         let release = Mutex<[CheckedContinuation<Void, Never>]>([])
         let started = Atomic<Int>(0)
