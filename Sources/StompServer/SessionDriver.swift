@@ -137,8 +137,8 @@ struct SessionDriver: Sendable {
                 environment.marks.record(keys)
             case .replay(let subscriptionId):
                 guard await replay(subscriptionId: subscriptionId) else { return false }
-            case .changeInbox(let command):
-                await changeInbox(command)
+            case .changeInbox(let command, let receipt):
+                guard await changeInbox(command, receipt: receipt) else { return false }
             case .sendCounts(let subscriptionId):
                 guard await sendCounts(subscriptionId: subscriptionId) else { return false }
                 if session.tokenExpiringDue {
@@ -213,12 +213,19 @@ struct SessionDriver: Sendable {
     }
 
     /// Applies the change before the frame's RECEIPT (if any) is written: a receipt means stored.
-    private func changeInbox(_ command: InboxCommand) async {
-        guard let user = session.principal?.userId else { return }
+    /// `false` when the session must close: an `upTo` that names no notice of the user (as for a
+    /// malformed command), or a store failure when the client asked for a receipt.
+    private mutating func changeInbox(_ command: InboxCommand, receipt: String?) async -> Bool {
+        guard let user = session.principal?.userId else { return true }
         do {
             _ = try await environment.inbox.apply(command, userId: user, at: Int64(Date().timeIntervalSince1970 * 1000))
+            return true
+        } catch NoticeStoreError.unknownCursor {
+            return await perform(session.fail("invalid body", detail: "upTo: no such notice", receipt: receipt))
         } catch {
             logger.warning("could not change inbox state", metadata: ["inbox.action": "\(command.action.rawValue)", "error": "\(error)"])
+            guard let failed = session.inboxChangeFailed("the store is unavailable", receipt: receipt) else { return true }
+            return await perform(failed)
         }
     }
 

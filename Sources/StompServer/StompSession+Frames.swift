@@ -159,7 +159,7 @@ extension StompSession {
             guard let object = Self.jsonObject(frame), let idValue = object["id"], let id = try? NoticeValidator.parseId(idValue) else {
                 return fail("invalid body", detail: "expected {\"id\":\"<notice id>\"}", frame: frame)
             }
-            return [.changeInbox(InboxCommand(action: .read, selection: .ids([id])))]
+            return [.changeInbox(InboxCommand(action: .read, selection: .ids([id])), receipt: frame.headers["receipt"])]
         case "/app/session/token":
             guard let token = Self.bearerToken(frame.headers) else {
                 return fail("invalid header", detail: "SEND /app/session/token needs Authorization: Bearer <token>", frame: frame)
@@ -168,7 +168,7 @@ extension StompSession {
         case "/app/notices/state":
             guard let object = Self.jsonObject(frame) else { return fail("invalid body", detail: "expected a JSON object", frame: frame) }
             do {
-                return [.changeInbox(try InboxCommand.parse(.object(object)))]
+                return [.changeInbox(try InboxCommand.parse(.object(object)), receipt: frame.headers["receipt"])]
             } catch {
                 return fail("invalid body", detail: error.description, frame: frame)
             }

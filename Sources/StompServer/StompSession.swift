@@ -37,8 +37,10 @@ public struct StompSession: Sendable {
         /// Check this token (nil: none was given) and call ``authenticated(_:)`` or
         /// ``authenticationFailed()``.
         case authenticate(token: String?)
-        /// Change the user's inbox state (`SEND /app/notices/read`, `SEND /app/notices/state`).
-        case changeInbox(InboxCommand)
+        /// Change the user's inbox state (`SEND /app/notices/read`, `SEND /app/notices/state`);
+        /// `receipt`: the frame's, whose RECEIPT follows (if the store fails, call
+        /// ``inboxChangeFailed(_:receipt:)`` instead of going on).
+        case changeInbox(InboxCommand, receipt: String?)
         /// Read the user's counts from the store and send them with ``counts(_:subscriptionId:)``
         /// on this events subscription (a SUBSCRIBE to `/user/notice/events`).
         case sendCounts(subscriptionId: String)
@@ -181,10 +183,23 @@ public struct StompSession: Sendable {
     /// A protocol or limit violation found outside a frame (decoder error, heart-beat
     /// timeout, CONNECT deadline, slow reader, session cap, shutdown): ERROR, then close.
     public mutating func fail(_ message: String, detail: String, frame: StompFrame? = nil) -> [Action] {
+        fail(message, detail: detail, receipt: frame?.headers["receipt"])
+    }
+
+    /// A state change the client asked a RECEIPT for was not stored (the store failed): an
+    /// ERROR naming that receipt instead, then close, since a RECEIPT means stored. Without a
+    /// receipt the client is not waiting to know, and the session goes on (`nil`: nothing to do).
+    public mutating func inboxChangeFailed(_ reason: String, receipt: String?) -> [Action]? {
+        guard let receipt else { return nil }
+        return fail("store unavailable", detail: "the change was not stored (\(reason)); send it again", receipt: receipt)
+    }
+
+    /// ERROR (naming `receipt`, if any), then close.
+    public mutating func fail(_ message: String, detail: String, receipt: String?) -> [Action] {
         guard state != .closed else { return [] }
         state = .closed
         var headers: StompHeaders = ["message": message, "content-type": "text/plain"]
-        if let receipt = frame?.headers["receipt"] { headers.add("receipt-id", receipt) }
+        if let receipt { headers.add("receipt-id", receipt) }
         let error = StompFrame(.error, headers: headers, body: Array(detail.utf8)).withContentLength()
         return [.send(error), .close]
     }

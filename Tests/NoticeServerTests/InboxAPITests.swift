@@ -135,6 +135,15 @@ import Testing
         #expect(error.command == .error)
         #expect(String(decoding: error.body, as: UTF8.self).contains("exactly one of"))
         #expect(await alice.waitUntilClosed())
+        // So is an upTo that names no notice of the user (bob's notice here), naming its receipt.
+        let bob = try await server.subscribedClient(token: "bob", user: "2", extra: ["x-replay": "none"])
+        bob.send(
+            StompFrame(.send, headers: ["destination": "/app/notices/state", "receipt": "r3"], body: Array(#"{"action":"read","upTo":"2"}"#.utf8))
+        )
+        let refused = try #require(await bob.frames.next())
+        #expect(refused.command == .error && refused.headers["message"] == "invalid body" && refused.headers["receipt-id"] == "r3")
+        #expect(String(decoding: refused.body, as: UTF8.self).contains("no such notice"))
+        #expect(await bob.waitUntilClosed())
         try await server.stop()
     }
 

@@ -165,7 +165,7 @@ import Testing
         var session = connected()
         #expect(
             session.receive(StompFrame(.send, headers: ["destination": "/app/notices/read"], body: Array(#"{"id":"12"}"#.utf8))) == [
-                .changeInbox(InboxCommand(action: .read, selection: .ids([12])))
+                .changeInbox(InboxCommand(action: .read, selection: .ids([12])), receipt: nil)
             ]
         )
         #expect(
@@ -174,12 +174,25 @@ import Testing
         )
     }
 
+    /// A RECEIPT means stored: a change the store failed is an ERROR naming the receipt, when
+    /// the client asked for one; otherwise the session goes on.
+    @Test func aChangeTheStoreFailedIsAnErrorOnlyWhenAReceiptWasAsked() {
+        var session = connected()
+        #expect(session.inboxChangeFailed("store down", receipt: nil) == nil)
+        #expect(session.state == .connected)
+        let actions = session.inboxChangeFailed("store down", receipt: "r7")
+        let error = sentFrames(actions ?? []).first
+        #expect(error?.command == .error)
+        #expect(error?.headers["message"] == "store unavailable" && error?.headers["receipt-id"] == "r7")
+        #expect(actions?.last == .close && session.state == .closed)
+    }
+
     @Test func inboxStateCommandComesBeforeItsReceipt() {
         var session = connected()
         let body = Array(#"{"action":"archive","upTo":"40","category":"hr"}"#.utf8)
         #expect(
             session.receive(StompFrame(.send, headers: ["destination": "/app/notices/state", "receipt": "r1"], body: body)) == [
-                .changeInbox(InboxCommand(action: .archive, selection: .upTo(40, category: "hr"))),
+                .changeInbox(InboxCommand(action: .archive, selection: .upTo(40, category: "hr")), receipt: "r1"),
                 .send(StompFrame(.receipt, headers: ["receipt-id": "r1"])),
             ]
         )

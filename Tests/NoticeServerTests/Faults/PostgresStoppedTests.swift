@@ -61,6 +61,19 @@ extension FaultTests {
             #expect(ready.body.contains("PostgreSQL insert failed: cannot connect"), "\(ready.body)")
             let paused = try await queueCounts(queue)
             #expect(paused.ready + paused.unacked == 20)
+
+            // A state change the store cannot take: without a receipt, logged, and the session
+            // goes on; with one, ERROR naming it instead (a RECEIPT means stored).
+            let tab = try await StompTestClient.open(port: port)
+            defer { tab.close() }
+            #expect(await tab.connect(token: "alice")?.command == .connected)
+            let readAll = Array(#"{"action":"read","all":true}"#.utf8)
+            tab.send(StompFrame(.send, headers: ["destination": "/app/notices/state"], body: readAll))
+            tab.send(StompFrame(.send, headers: ["destination": "/app/notices/state", "receipt": "r-read"], body: readAll))
+            let refused = await tab.frames.next(timeout: .seconds(60))
+            #expect(refused?.command == .error)
+            #expect(refused?.headers["message"] == "store unavailable")
+            #expect(refused?.headers["receipt-id"] == "r-read")
         }
 
         // Back by itself: the held notices are stored and pushed, readiness recovers.
