@@ -186,12 +186,13 @@ public struct StompSession: Sendable {
         fail(message, detail: detail, receipt: frame?.headers["receipt"])
     }
 
-    /// A state change the client asked a RECEIPT for was not stored (the store failed): an
+    /// A state change the client asked a RECEIPT for may not be stored (the store failed): an
     /// ERROR naming that receipt instead, then close, since a RECEIPT means stored. Without a
     /// receipt the client is not waiting to know, and the session goes on (`nil`: nothing to do).
     public mutating func inboxChangeFailed(_ reason: String, receipt: String?) -> [Action]? {
         guard let receipt else { return nil }
-        return fail("store unavailable", detail: "the change was not stored (\(reason)); send it again", receipt: receipt)
+        // A deadline may pass after the store committed: not stored is what cannot be promised.
+        return fail("store unavailable", detail: "the change could not be confirmed stored (\(reason)); send it again", receipt: receipt)
     }
 
     /// ERROR (naming `receipt`, if any), then close.
