@@ -104,22 +104,24 @@ enum NoticeSchema {
         """
     }
 
-    /// For each of `rows` (a batch, in its order, without a key twice), whether a later row of
-    /// the batch has the same recipient and collapse key: the later notice replaces it before
-    /// anyone could read it, so it is not stored for that recipient (docs/inbox.md). Both stores
-    /// apply the rule before they write, so that one batch ends as a run of single inserts would.
-    static func replacedInBatch(_ rows: [NoticeRow]) -> [Bool] {
+    /// A batch as both stores write it, so that it ends as a run of single inserts would: a
+    /// key given twice is one row (the first), and `replaced[i]` says that a later row has the
+    /// same recipient and collapse key as `rows[i]` — the later notice replaces it before anyone
+    /// could read it, so it is not stored for that recipient (docs/inbox.md).
+    static func batch(_ given: [NoticeRow]) -> (rows: [NoticeRow], replaced: [Bool]) {
         struct Slot: Hashable {
             var recipient: String
             var collapseKey: String
         }
+        var keys = Set<NoticeKey>()
+        let rows = given.filter { keys.insert($0.key).inserted }
         var replaced = [Bool](repeating: false, count: rows.count)
         var later = Set<Slot>()
         for index in rows.indices.reversed() {
             guard let recipient = rows[index].recipient, let key = rows[index].collapseKey else { continue }
             replaced[index] = !later.insert(Slot(recipient: recipient, collapseKey: key)).inserted
         }
-        return replaced
+        return (rows, replaced)
     }
 
     /// SQLite: a notice's body, once per notice id. A later message with the same id adds

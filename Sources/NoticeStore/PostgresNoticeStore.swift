@@ -56,9 +56,7 @@ public final class PostgresNoticeStore: NoticeStore, Service {
     }
 
     public func insert(_ rows: [NoticeRow], markingDelivered delivered: [NoticeKey], at millis: Int64) async throws -> Set<NoticeKey> {
-        // The same key twice in a batch is one row: the first wins, as a second INSERT would lose.
-        var seen = Set<NoticeKey>()
-        let batch = rows.filter { seen.insert($0.key).inserted }
+        let (batch, replaced) = NoticeSchema.batch(rows)
         guard !batch.isEmpty || !delivered.isEmpty else { return [] }
         // One body per notice id (the first row's): ON CONFLICT DO UPDATE may touch a row once.
         var bodyIds = Set<Int64>()
@@ -77,7 +75,6 @@ public final class PostgresNoticeStore: NoticeStore, Service {
         // A row a later one of the batch replaces (the same recipient and collapse key) is not
         // written; it is returned if it was new. The statement cannot do this itself: it does
         // not see the rows it inserts.
-        let replaced = NoticeSchema.replacedInBatch(batch)
         let stored = zip(batch, replaced).filter { !$1 }.map(\.0)
         let replacedRows = zip(batch, replaced).filter { $1 }.map(\.0)
         let replacedIds = replacedRows.map(\.noticeId)

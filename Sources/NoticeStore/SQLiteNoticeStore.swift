@@ -107,10 +107,8 @@ public final class SQLiteNoticeStore: NoticeStore {
                 )
                 let stored = try db.cachedStatement(sql: "SELECT 1 FROM notice_recipient WHERE notice_id = ? AND recipient = ?")
                 var bodies = Set<Int64>()
-                var keys = Set<NoticeKey>()
-                let batch = rows.filter { keys.insert($0.key).inserted }
-                let replaced = NoticeSchema.replacedInBatch(batch)
-                for (row, replaced) in zip(batch, replaced) {
+                let batch = NoticeSchema.batch(rows)
+                for (row, replaced) in zip(batch.rows, batch.replaced) {
                     if bodies.insert(row.noticeId).inserted {
                         try body.execute(arguments: [
                             row.noticeId, row.body.template, row.body.recipientOffset, row.createdAt, row.category, row.expiresAt,

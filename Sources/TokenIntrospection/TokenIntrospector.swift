@@ -29,6 +29,19 @@ public final class TokenIntrospector: Sendable {
         var allowance: Double
         var refilledAt: ContinuousClock.Instant
         var nextWaiter = 0
+
+        /// Changes the waiters of the request out for `key` in place (taken out of the entry
+        /// first, so that a storm of checks of one token does not copy them for each); `nil`
+        /// when no request is out.
+        mutating func withWaiters<Result>(
+            of key: SHA256.Digest,
+            _ change: (inout [Int: CheckedContinuation<IntrospectionResult?, Never>]) -> Result
+        ) -> Result? {
+            guard case .pending(var waiters)? = entries[key] else { return nil }
+            entries[key] = nil
+            defer { entries[key] = .pending(waiters: waiters) }
+            return change(&waiters)
+        }
     }
 
     private let state: Mutex<State>
@@ -212,30 +225,14 @@ public final class TokenIntrospector: Sendable {
                 // handler finds this waiter, or this sees the task cancelled.
                 let now: IntrospectionResult?? = state.withLock { state in
                     if Task.isCancelled { return .some(cancelled) }
-                    switch state.entries[key] {
-                    case .pending(var waiters)?:
-                        // Out of the entry first, so that the dictionary grows in place rather
-                        // than being copied for each of a storm of checks of one token.
-                        state.entries[key] = nil
-                        waiters[waiter] = continuation
-                        state.entries[key] = .pending(waiters: waiters)
-                        return nil
-                    case .resolved(let result, _)?:
-                        return .some(result)
-                    case nil:
-                        return .some(nil)
-                    }
+                    if state.withWaiters(of: key, { $0[waiter] = continuation }) != nil { return nil }
+                    guard case .resolved(let result, _)? = state.entries[key] else { return .some(nil) }
+                    return .some(result)
                 }
                 if let now { continuation.resume(returning: now) }
             }
         } onCancel: {
-            let continuation = state.withLock { state -> CheckedContinuation<IntrospectionResult?, Never>? in
-                guard case .pending(var waiters)? = state.entries[key], waiters[waiter] != nil else { return nil }
-                state.entries[key] = nil
-                let continuation = waiters.removeValue(forKey: waiter)
-                state.entries[key] = .pending(waiters: waiters)
-                return continuation
-            }
+            let continuation = state.withLock { state in state.withWaiters(of: key) { $0.removeValue(forKey: waiter) } ?? nil }
             continuation?.resume(returning: cancelled)
         }
     }

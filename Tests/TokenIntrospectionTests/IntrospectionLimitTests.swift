@@ -116,17 +116,7 @@ import AsyncHTTPClient
     /// it made the request or joined it; the request goes on, for the cache.
     @Test func aCancelledCheckStopsWaitingForTheAnswerAndTheRequestGoesOn() async {
         let answer = HeldAnswer()
-        let calls = Atomic<Int>(0)
-        let cache = TokenIntrospector(configuration: IntrospectionConfiguration(url: "http://x"), nowSeconds: { 1_800_000_000 }) { _ in
-            calls.add(1, ordering: .relaxed)
-            await answer.wait()
-            return .active(userId: "1", expiresAt: nil, scopes: [])
-        }
-        // Were the checks below to wait for the answer, it comes after 30 s and they fail.
-        let watchdog = Task {
-            try? await Task.sleep(for: .seconds(30))
-            answer.give()
-        }
+        let cache = answer.introspector()
         let asking = Task { await cache.check("slow") }
         while !answer.isAsked { await Task.yield() }
         let joining = Task { await cache.check("slow") }
@@ -140,33 +130,22 @@ import AsyncHTTPClient
             #expect(reason.contains("cancelled"))
         }
         answer.give()
-        watchdog.cancel()
         #expect(await cache.check("slow").isActive)
-        #expect(calls.load(ordering: .relaxed) == 1)
+        #expect(answer.calls == 1)
     }
 
     /// A storm of checks of one token while its request is out: those cancelled leave, the
     /// rest get the one answer.
     @Test func aStormOfChecksOfOneTokenSharesItsAnswerAndCancelledOnesLeave() async {
         let answer = HeldAnswer()
-        let calls = Atomic<Int>(0)
-        let cache = TokenIntrospector(configuration: IntrospectionConfiguration(url: "http://x"), nowSeconds: { 1_800_000_000 }) { _ in
-            calls.add(1, ordering: .relaxed)
-            await answer.wait()
-            return .active(userId: "1", expiresAt: nil, scopes: [])
-        }
-        let watchdog = Task {
-            try? await Task.sleep(for: .seconds(30))
-            answer.give()
-        }
+        let cache = answer.introspector()
         let checks = (0..<2000).map { _ in Task { await cache.check("storm") } }
         while cache.cacheHits < checks.count - 1 || !answer.isAsked { await Task.yield() }
         for check in checks[..<1000] { check.cancel() }
         for check in checks[..<1000] { #expect(!(await check.value.isActive)) }
         answer.give()
-        watchdog.cancel()
         for check in checks[1000...] { #expect(await check.value.isActive) }
-        #expect(calls.load(ordering: .relaxed) == 1)
+        #expect(answer.calls == 1)
     }
 
     @Test func requestsInFlightAreLimited() async {
@@ -299,14 +278,35 @@ final class DrippingServer: @unchecked Sendable {
     }
 }
 
-/// An endpoint's answer held until the test gives it (once).
+/// An endpoint whose answer (active) is held until the test gives it, or 30 s have passed: a
+/// check that waits for it where it should have left gets it that late, and fails its test.
 private final class HeldAnswer: Sendable {
-    private let waiting = Mutex<(asked: Bool, continuation: CheckedContinuation<Void, Never>?)>((false, nil))
+    private let waiting = Mutex<(calls: Int, continuation: CheckedContinuation<Void, Never>?)>((0, nil))
 
-    var isAsked: Bool { waiting.withLock { $0.asked } }
+    /// Requests the endpoint was sent.
+    var calls: Int { waiting.withLock { $0.calls } }
+    var isAsked: Bool { calls > 0 }
 
-    func wait() async {
-        await withCheckedContinuation { continuation in waiting.withLock { $0 = (true, continuation) } }
+    /// An introspector in front of this endpoint.
+    func introspector() -> TokenIntrospector {
+        TokenIntrospector(configuration: IntrospectionConfiguration(url: "http://x"), nowSeconds: { 1_800_000_000 }) { _ in
+            await self.held()
+            return .active(userId: "1", expiresAt: nil, scopes: [])
+        }
+    }
+
+    private func held() async {
+        let watchdog = Task {
+            try? await Task.sleep(for: .seconds(30))
+            self.give()
+        }
+        await withCheckedContinuation { continuation in
+            waiting.withLock {
+                $0.calls += 1
+                $0.continuation = continuation
+            }
+        }
+        watchdog.cancel()
     }
 
     func give() {
